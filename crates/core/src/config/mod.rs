@@ -1,0 +1,432 @@
+//! The config file: one typed struct, defaults from SPEC.md, validated at load.
+//!
+//! Every error names the key that is wrong (`monitor.interval`, `sites[1].role`, …).
+//! Secrets (admin token, database URLs, webhook secrets) live in [`SecretString`],
+//! whose `Debug` prints `[REDACTED]`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::model::{Role, ServiceId, ServiceKind};
+
+/// Environment variable that overrides `server.admin_token`.
+pub const ADMIN_TOKEN_ENV: &str = "SWITCHBACK_ADMIN_TOKEN";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub render: RenderConfig,
+    #[serde(default)]
+    pub monitor: MonitorConfig,
+    #[serde(default)]
+    pub phones: PhonesConfig,
+    #[serde(default)]
+    pub sites: Vec<SiteConfig>,
+    #[serde(default)]
+    pub alerts: Vec<AlertConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// What phones are told to poll.
+    pub public_url: Url,
+    pub admin_token: Option<SecretString>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub url: SecretString,
+    /// How long check history is kept (an extension to SPEC.md).
+    #[serde(with = "humantime_serde")]
+    pub check_retention: Duration,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RenderConfig {
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub retries: u32,
+    #[serde(with = "humantime_serde")]
+    pub recheck_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub failover_after: Duration,
+    #[serde(with = "humantime_serde")]
+    pub failback_after: Duration,
+    pub auto_failback: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhonesConfig {
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub name: String,
+    pub role: Role,
+    pub softswitch: SoftswitchConfig,
+    pub database: DatabaseConfig,
+    pub stun: StunConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoftswitchConfig {
+    pub host: String,
+    #[serde(default = "default_sip_port")]
+    pub port: u16,
+    #[serde(default = "default_transport")]
+    pub transport: Transport,
+    /// Replies other than 2xx that still count as healthy (e.g. 404 from a strict proxy).
+    #[serde(default)]
+    pub healthy_codes: Vec<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://`, `mysql://` or `sqlite://`; may hold a password, hence secret.
+    pub url: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StunConfig {
+    pub host: String,
+    #[serde(default = "default_stun_port")]
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertFormat {
+    Generic,
+    Slack,
+    Pagerduty,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertConfig {
+    pub name: String,
+    pub url: Url,
+    pub format: AlertFormat,
+    /// `generic`: the Standard Webhooks signing secret, `whsec_<base64>`.
+    pub secret: Option<SecretString>,
+    /// `pagerduty`: the Events API v2 integration key.
+    pub routing_key: Option<SecretString>,
+}
+
+fn default_sip_port() -> u16 {
+    5060
+}
+
+fn default_stun_port() -> u16 {
+    3478
+}
+
+fn default_transport() -> Transport {
+    Transport::Udp
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            // Infallible: a constant, valid URL.
+            #[allow(clippy::expect_used)]
+            public_url: Url::parse("http://127.0.0.1:8080").expect("constant URL parses"),
+            admin_token: None,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("sqlite://switchback.db"),
+            check_retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(300),
+            timeout: Duration::from_secs(2),
+            retries: 2,
+            recheck_interval: Duration::from_secs(15),
+            failover_after: Duration::ZERO,
+            failback_after: Duration::from_secs(600),
+            auto_failback: true,
+        }
+    }
+}
+
+impl Default for PhonesConfig {
+    fn default() -> Self {
+        Self { poll_interval: Duration::from_secs(60) }
+    }
+}
+
+/// A config that could not be read or is not valid; `key` is the dotted path of the culprit.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config key `{key}`: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, problem: impl fmt::Display) -> Self {
+        Self::Invalid { key: key.into(), problem: problem.to_string() }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file, applying `SWITCHBACK_ADMIN_TOKEN`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let mut config = Self::parse(&text)?;
+        if let Ok(token) = std::env::var(ADMIN_TOKEN_ENV) {
+            if !token.is_empty() {
+                config.server.admin_token = Some(SecretString::from(token));
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates config text (no environment overrides).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let deserializer = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let key = err.path().to_string();
+            let problem = err.into_inner().message().to_owned();
+            ConfigError::invalid(if key == "." { "(top level)".to_owned() } else { key }, problem)
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_sites()?;
+        self.validate_monitor()?;
+        validate_http_url("server.public_url", &self.server.public_url)?;
+        validate_store_url("store.url", self.store.url.expose_secret())?;
+        if self.phones.poll_interval < Duration::from_secs(60) {
+            return Err(ConfigError::invalid(
+                "phones.poll_interval",
+                "must be at least 60s (phones count it in minutes)",
+            ));
+        }
+        for (i, alert) in self.alerts.iter().enumerate() {
+            alert.validate(&format!("alerts[{i}]"))?;
+        }
+        Ok(())
+    }
+
+    fn validate_sites(&self) -> Result<(), ConfigError> {
+        for role in Role::ALL {
+            let count = self.sites.iter().filter(|s| s.role == role).count();
+            if count != 1 {
+                return Err(ConfigError::invalid(
+                    "sites",
+                    format!("need exactly one site with role = \"{role}\", found {count}"),
+                ));
+            }
+        }
+        if self.sites.len() != 2 {
+            return Err(ConfigError::invalid("sites", "need exactly two sites, one primary and one backup"));
+        }
+        if self.sites[0].name == self.sites[1].name {
+            return Err(ConfigError::invalid("sites[1].name", "both sites have the same name"));
+        }
+        for (i, site) in self.sites.iter().enumerate() {
+            site.validate(&format!("sites[{i}]"))?;
+        }
+        Ok(())
+    }
+
+    fn validate_monitor(&self) -> Result<(), ConfigError> {
+        let m = &self.monitor;
+        for (key, value) in [
+            ("monitor.interval", m.interval),
+            ("monitor.timeout", m.timeout),
+            ("monitor.recheck_interval", m.recheck_interval),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(key, "must be longer than 0s"));
+            }
+        }
+        if m.retries > 10 {
+            return Err(ConfigError::invalid("monitor.retries", "at most 10 extra attempts"));
+        }
+        Ok(())
+    }
+
+    /// The site that plays `role`. Validation guarantees there is exactly one.
+    pub fn site(&self, role: Role) -> &SiteConfig {
+        // Infallible after `validate`: exactly one site per role.
+        #[allow(clippy::expect_used)]
+        self.sites.iter().find(|s| s.role == role).expect("validated: one site per role")
+    }
+
+    /// The display name of the site that hosts `service`.
+    pub fn site_name(&self, role: Role) -> &str {
+        &self.site(role).name
+    }
+
+    /// The admin token, if one is set (config or environment).
+    pub fn admin_token(&self) -> Option<&str> {
+        self.server.admin_token.as_ref().map(|t| t.expose_secret())
+    }
+
+    /// Every service with the address it is probed at, for display.
+    pub fn service_target(&self, service: ServiceId) -> String {
+        let site = self.site(service.role);
+        match service.kind {
+            ServiceKind::Softswitch => format!("{}:{}", site.softswitch.host, site.softswitch.port),
+            ServiceKind::Stun => format!("{}:{}", site.stun.host, site.stun.port),
+            ServiceKind::Database => redact_url(site.database.url.expose_secret()),
+        }
+    }
+}
+
+impl SiteConfig {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if self.name.trim().is_empty() || self.name.chars().any(char::is_control) {
+            return Err(ConfigError::invalid(format!("{key}.name"), "must be a non-empty name"));
+        }
+        validate_host(&format!("{key}.softswitch.host"), &self.softswitch.host)?;
+        validate_port(&format!("{key}.softswitch.port"), self.softswitch.port)?;
+        for code in &self.softswitch.healthy_codes {
+            if !(100..=699).contains(code) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.softswitch.healthy_codes"),
+                    format!("{code} is not a SIP status code (100-699)"),
+                ));
+            }
+        }
+        validate_host(&format!("{key}.stun.host"), &self.stun.host)?;
+        validate_port(&format!("{key}.stun.port"), self.stun.port)?;
+        validate_database_url(&format!("{key}.database.url"), self.database.url.expose_secret())
+    }
+}
+
+impl AlertConfig {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        validate_http_url(&format!("{key}.url"), &self.url)?;
+        if let Some(secret) = &self.secret {
+            if !secret.expose_secret().starts_with("whsec_") {
+                return Err(ConfigError::invalid(format!("{key}.secret"), "must start with `whsec_`"));
+            }
+        }
+        if self.format == AlertFormat::Pagerduty && self.routing_key.is_none() {
+            return Err(ConfigError::invalid(
+                format!("{key}.routing_key"),
+                "format = \"pagerduty\" needs a routing_key",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn validate_host(key: &str, host: &str) -> Result<(), ConfigError> {
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c.is_control() || c == '/') {
+        return Err(ConfigError::invalid(key, format!("`{host}` is not a host name or address")));
+    }
+    Ok(())
+}
+
+fn validate_port(key: &str, port: u16) -> Result<(), ConfigError> {
+    if port == 0 {
+        return Err(ConfigError::invalid(key, "port must be between 1 and 65535"));
+    }
+    Ok(())
+}
+
+fn validate_http_url(key: &str, url: &Url) -> Result<(), ConfigError> {
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::invalid(key, format!("`{url}` is not an http(s) URL with a host")));
+    }
+    Ok(())
+}
+
+fn validate_database_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let parsed = Url::parse(url).map_err(|e| ConfigError::invalid(key, format!("not a URL: {e}")))?;
+    match parsed.scheme() {
+        "postgres" | "postgresql" | "mysql" | "mariadb" if parsed.host().is_some() => Ok(()),
+        "postgres" | "postgresql" | "mysql" | "mariadb" => {
+            Err(ConfigError::invalid(key, "the URL has no host"))
+        }
+        "sqlite" => Ok(()),
+        other => Err(ConfigError::invalid(
+            key,
+            format!("unsupported scheme `{other}` (use postgres://, mysql:// or sqlite://)"),
+        )),
+    }
+}
+
+fn validate_store_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let parsed = Url::parse(url).map_err(|e| ConfigError::invalid(key, format!("not a URL: {e}")))?;
+    match parsed.scheme() {
+        "sqlite" | "postgres" | "postgresql" => Ok(()),
+        other => Err(ConfigError::invalid(
+            key,
+            format!("unsupported scheme `{other}` (use sqlite:// or postgres://)"),
+        )),
+    }
+}
+
+/// A URL with its password replaced by `***`, safe to log. Unparseable input is hidden whole.
+pub fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                // Only fails for URLs that cannot have a password, which this one has.
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "[unparseable url]".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

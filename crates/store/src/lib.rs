@@ -1,0 +1,1 @@
+//! Persistence behind the [`Store`] trait (in progress).

@@ -1,0 +1,1 @@
+//! Fresh PostgreSQL and MariaDB databases for tests (filled in by the store work).

@@ -1,0 +1,1 @@
+//! Real and misbehaving network peers for probe tests (filled in by the probe work).
