@@ -104,7 +104,8 @@ struct SideHealth {
 
 impl SideHealth {
     fn of(state: &EngineState, role: Role, route: Route) -> Self {
-        let tracks: Vec<_> = route.services().iter().map(|&kind| (kind, state.service(ServiceId { role, kind }))).collect();
+        let tracks: Vec<_> =
+            route.services().iter().map(|&kind| (kind, state.service(ServiceId { role, kind }))).collect();
         let run = |from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>| match (from, to) {
             (Some(from), Some(to)) => (to - from).to_std().unwrap_or_default(),
             _ => Duration::ZERO,
@@ -113,7 +114,11 @@ impl SideHealth {
         Self {
             up: tracks.iter().all(|(_, t)| t.healthy == Some(true)),
             down: !failing.is_empty(),
-            down_for: failing.iter().map(|(_, t)| run(t.failing_since, t.checked_at)).max().unwrap_or_default(),
+            down_for: failing
+                .iter()
+                .map(|(_, t)| run(t.failing_since, t.checked_at))
+                .max()
+                .unwrap_or_default(),
             up_for: tracks.iter().map(|(_, t)| run(t.healthy_since, t.checked_at)).min().unwrap_or_default(),
             reason: failing
                 .iter()
@@ -124,7 +129,13 @@ impl SideHealth {
     }
 }
 
-fn evaluate_route(state: &mut EngineState, route: Route, rules: &Rules, now: DateTime<Utc>, events: &mut Vec<Event>) {
+fn evaluate_route(
+    state: &mut EngineState,
+    route: Route,
+    rules: &Rules,
+    now: DateTime<Utc>,
+    events: &mut Vec<Event>,
+) {
     let primary = SideHealth::of(state, Role::Primary, route);
     let backup = SideHealth::of(state, Role::Backup, route);
     let mut mover = Mover { state, route, now, events };
@@ -136,7 +147,8 @@ fn evaluate_route(state: &mut EngineState, route: Route, rules: &Rules, now: Dat
         RouteState::Primary | RouteState::Failing if primary.down => {
             let confirmed = primary.down_for >= rules.failover_after;
             if confirmed && backup.up {
-                let reason = format!("primary {} for {}; backup healthy", primary.reason, human(primary.down_for));
+                let reason =
+                    format!("primary {} for {}; backup healthy", primary.reason, human(primary.down_for));
                 mover.transition(RouteState::FailedOver, Role::Backup, reason);
             } else if mover.status().state == RouteState::Primary {
                 let reason = if confirmed {
@@ -151,7 +163,11 @@ fn evaluate_route(state: &mut EngineState, route: Route, rules: &Rules, now: Dat
             }
         }
         RouteState::Failing if primary.up => {
-            mover.transition(RouteState::Primary, Role::Primary, "primary recovered before failover".to_owned());
+            mover.transition(
+                RouteState::Primary,
+                Role::Primary,
+                "primary recovered before failover".to_owned(),
+            );
         }
         RouteState::FailedOver | RouteState::Recovering if primary.down => {
             if mover.status().state == RouteState::Recovering {
@@ -164,7 +180,8 @@ fn evaluate_route(state: &mut EngineState, route: Route, rules: &Rules, now: Dat
         }
         RouteState::FailedOver | RouteState::Recovering if primary.up => {
             if mover.status().state == RouteState::FailedOver {
-                let reason = format!("primary healthy; failback after {} hold-down", human(rules.failback_after));
+                let reason =
+                    format!("primary healthy; failback after {} hold-down", human(rules.failback_after));
                 mover.transition(RouteState::Recovering, Role::Backup, reason);
             }
             let held = primary.up_for >= rules.failback_after;

@@ -77,6 +77,7 @@ pub struct ServiceTrack {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineState {
     pub routes: BTreeMap<Route, RouteStatus>,
+    #[serde(with = "entries")]
     pub services: BTreeMap<ServiceId, ServiceTrack>,
     /// Every probe of both sites failed in the latest round: the monitor is cut off.
     pub blind: bool,
@@ -92,7 +93,11 @@ pub struct Rules {
 
 impl From<&MonitorConfig> for Rules {
     fn from(m: &MonitorConfig) -> Self {
-        Self { failover_after: m.failover_after, failback_after: m.failback_after, auto_failback: m.auto_failback }
+        Self {
+            failover_after: m.failover_after,
+            failback_after: m.failback_after,
+            auto_failback: m.auto_failback,
+        }
     }
 }
 
@@ -275,6 +280,38 @@ impl EngineState {
         now: DateTime<Utc>,
     ) -> Result<Step, OperatorError> {
         operator::operate(self, route, action, actor, why, now)
+    }
+}
+
+/// Serialises a map with struct keys as a list of `{key, value}` entries, which JSON can hold.
+mod entries {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Entry<K, V> {
+        key: K,
+        value: V,
+    }
+
+    pub fn serialize<S, K, V>(map: &BTreeMap<K, V>, serializer: S) -> Result<S::Ok, S::Error>
+    where
+        S: Serializer,
+        K: Serialize,
+        V: Serialize,
+    {
+        serializer.collect_seq(map.iter().map(|(key, value)| Entry { key, value }))
+    }
+
+    pub fn deserialize<'de, D, K, V>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+    {
+        let entries = Vec::<Entry<K, V>>::deserialize(deserializer)?;
+        Ok(entries.into_iter().map(|e| (e.key, e.value)).collect())
     }
 }
 
