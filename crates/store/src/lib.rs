@@ -1,1 +1,75 @@
-//! Persistence behind the [`Store`] trait (in progress).
+//! Persistence behind the [`Store`] trait: the engine's resumable state, the check
+//! history and the event history, in SQLite or PostgreSQL.
+//!
+//! [`connect`] picks the backend from the URL scheme and applies the migrations embedded
+//! from `migrations/sqlite` or `migrations/postgres`. Times are kept as microseconds
+//! since the Unix epoch (see `codec`), so everything read back equals what was saved,
+//! truncated to the microsecond.
+
+mod codec;
+mod error;
+mod sql;
+mod tables;
+mod url;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use switchback_core::engine::{EngineState, Event};
+use switchback_core::model::{CheckResult, ServiceId};
+
+pub use crate::error::StoreError;
+pub use crate::url::{redact_url, Backend};
+
+/// An event as stored, with the id that orders the history and pages through it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub event: Event,
+}
+
+/// Everything switchback keeps. Shared as an `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    fn backend(&self) -> Backend;
+
+    /// The state saved by the latest [`save_step`](Store::save_step); `None` on a fresh store.
+    async fn load_state(&self) -> Result<Option<EngineState>, StoreError>;
+
+    /// Persists one step in one transaction: the next state, the round's check results
+    /// and the events, which get increasing ids (returned in order). Either all of it is
+    /// stored or, on error, none of it.
+    async fn save_step(
+        &self,
+        next: &EngineState,
+        checks: &[CheckResult],
+        events: &[Event],
+    ) -> Result<Vec<i64>, StoreError>;
+
+    /// A service's latest `limit` check results, newest first.
+    async fn recent_checks(&self, service: ServiceId, limit: u32) -> Result<Vec<CheckResult>, StoreError>;
+
+    /// Up to `limit` events, newest first, with ids below `before_id` when given: pass
+    /// the last id of a page to get the next one.
+    async fn events(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Deletes check results older than `older_than`; returns how many went.
+    async fn prune_checks(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Runs a trivial query: is the store reachable?
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Closes the connections, waiting for ones in use to be returned.
+    async fn close(&self);
+}
+
+/// Opens the store named by `url` and brings its schema up to date.
+///
+/// `sqlite://PATH` (the file is created if missing; `sqlite:///abs/path` for an
+/// absolute path), `sqlite::memory:`, `postgres://…` or `postgresql://…`.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(sql::SqlStore::open(url).await?))
+}

@@ -1,0 +1,161 @@
+//! The phones CSV: all or nothing, and every error names the file line and the field.
+
+use std::collections::HashMap;
+use std::io;
+
+use secrecy::SecretString;
+
+use crate::mac::Mac;
+use crate::phone::{check_text, Phone, Vendor};
+
+/// The header a phones CSV must start with, in this order.
+pub const CSV_HEADER: [&str; 7] =
+    ["mac", "vendor", "model", "display_name", "user_id", "auth_id", "password"];
+
+/// Why a phones CSV was rejected. Line numbers count from 1, the header being line 1.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("line 1 (header): {problem}")]
+    Header { problem: String },
+    #[error("line {line}, field {field}: {problem}")]
+    Field { line: u64, field: &'static str, problem: String },
+    #[error("line {line}: {problem}")]
+    Row { line: u64, problem: String },
+    #[error("cannot read the phones file: {0}")]
+    Read(#[source] io::Error),
+}
+
+/// Parses a whole phones CSV. The first bad row rejects the file: nothing is half-imported.
+pub fn parse_phones_csv<R: io::Read>(mut reader: R) -> Result<Vec<Phone>, ImportError> {
+    // Read whole so that errors can name the file line: the csv crate's own line count
+    // skips blank lines. An inventory of 100,000 phones is a few megabytes.
+    let mut text = Vec::new();
+    reader.read_to_end(&mut text).map_err(ImportError::Read)?;
+    let mut lines = LineCounter::new(&text);
+
+    // `flexible` so that a short or long row gets our message, which names the line.
+    let mut csv = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_slice());
+    let header = csv.headers().map_err(|e| from_csv(e, &mut lines))?.clone();
+    check_header(&header)?;
+
+    let mut phones = Vec::new();
+    let mut first_line_of: HashMap<Mac, u64> = HashMap::new();
+    let mut record = csv::StringRecord::new();
+    while csv.read_record(&mut record).map_err(|e| from_csv(e, &mut lines))? {
+        let line = lines.line_at(record.position().map_or(0, csv::Position::byte));
+        if record.len() != CSV_HEADER.len() {
+            return Err(ImportError::Row {
+                line,
+                problem: format!("has {} fields, the header has {}", record.len(), CSV_HEADER.len()),
+            });
+        }
+        let phone = parse_row(&record, line)?;
+        if let Some(first) = first_line_of.insert(phone.mac, line) {
+            return Err(ImportError::Field {
+                line,
+                field: "mac",
+                problem: format!("{} is already on line {first}", phone.mac),
+            });
+        }
+        phones.push(phone);
+    }
+    Ok(phones)
+}
+
+/// Maps a record's byte offset to the 1-based line it starts on, counting `\n`, `\r\n`
+/// and a lone `\r` as one line break each, as the csv reader does. The reader's offset
+/// points before any blank lines it skipped, so those are skipped here too. Offsets are
+/// asked for in increasing order, so each byte is scanned once.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    offset: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a [u8]) -> Self {
+        Self { text, offset: 0, line: 1 }
+    }
+
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut target = usize::try_from(byte).unwrap_or(usize::MAX).min(self.text.len());
+        if target < self.offset {
+            *self = Self::new(self.text);
+        }
+        while matches!(self.text.get(target), Some(b'\r' | b'\n')) {
+            target += 1;
+        }
+        let scanned = &self.text[self.offset..target];
+        let breaks = scanned
+            .iter()
+            .enumerate()
+            .filter(|&(i, &b)| {
+                b == b'\n' || (b == b'\r' && self.text.get(self.offset + i + 1) != Some(&b'\n'))
+            })
+            .count();
+        self.line += breaks as u64;
+        self.offset = target;
+        self.line
+    }
+}
+
+fn check_header(header: &csv::StringRecord) -> Result<(), ImportError> {
+    let problem = |problem: String| Err(ImportError::Header { problem });
+    if header.iter().all(str::is_empty) {
+        return problem(format!("the file is empty; expected the header `{}`", CSV_HEADER.join(",")));
+    }
+    if let Some(unknown) = header.iter().find(|name| !CSV_HEADER.contains(name)) {
+        return problem(format!("unknown column `{unknown}`"));
+    }
+    if let Some(missing) = CSV_HEADER.iter().find(|name| !header.iter().any(|h| h == **name)) {
+        return problem(format!("missing column `{missing}`"));
+    }
+    for (i, name) in header.iter().enumerate() {
+        if header.iter().take(i).any(|earlier| earlier == name) {
+            return problem(format!("column `{name}` appears twice"));
+        }
+        if CSV_HEADER[i] != name {
+            return problem(format!("column {} is `{name}`, expected `{}`", i + 1, CSV_HEADER[i]));
+        }
+    }
+    Ok(())
+}
+
+fn parse_row(record: &csv::StringRecord, line: u64) -> Result<Phone, ImportError> {
+    let field_error = |field: &'static str, problem: String| ImportError::Field { line, field, problem };
+    let get = |i: usize| record.get(i).unwrap_or_default();
+
+    check_text("mac", get(0), true).map_err(|e| field_error(e.field, e.problem))?;
+    let mac = Mac::parse(get(0)).map_err(|e| field_error("mac", e.to_string()))?;
+    check_text("vendor", get(1), true).map_err(|e| field_error(e.field, e.problem))?;
+    let vendor: Vendor =
+        get(1).trim().parse().map_err(|e: crate::UnknownVendor| field_error("vendor", e.to_string()))?;
+    let phone = Phone {
+        mac,
+        vendor,
+        model: get(2).to_owned(),
+        display_name: get(3).to_owned(),
+        user_id: get(4).to_owned(),
+        auth_id: get(5).to_owned(),
+        password: SecretString::from(get(6)),
+    };
+    phone.validate().map_err(|e| field_error(e.field, e.problem))?;
+    Ok(phone)
+}
+
+fn from_csv(err: csv::Error, lines: &mut LineCounter<'_>) -> ImportError {
+    let line = lines.line_at(err.position().map_or(0, csv::Position::byte));
+    match err.into_kind() {
+        csv::ErrorKind::Io(source) => ImportError::Read(source),
+        csv::ErrorKind::Utf8 { err, .. } => match CSV_HEADER.get(err.field()) {
+            Some(field) if line > 1 => {
+                ImportError::Field { line, field, problem: "is not valid UTF-8".to_owned() }
+            }
+            _ => ImportError::Row { line, problem: "is not valid UTF-8".to_owned() },
+        },
+        other => ImportError::Row { line, problem: format!("{other:?}") },
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,148 @@
+use secrecy::ExposeSecret;
+
+use super::*;
+
+const HEADER: &str = "mac,vendor,model,display_name,user_id,auth_id,password\n";
+
+fn parse(body: &str) -> Result<Vec<Phone>, ImportError> {
+    parse_phones_csv(format!("{HEADER}{body}").as_bytes())
+}
+
+fn error(body: &str) -> String {
+    match parse(body) {
+        Ok(phones) => panic!("accepted {} phones from {body:?}", phones.len()),
+        Err(err) => err.to_string(),
+    }
+}
+
+#[test]
+fn good_file_with_quoted_fields_and_every_mac_spelling() {
+    let phones = parse(concat!(
+        "0015651234ab,yealink,T46S,\"Lobby & Co, <main>\",1001,,pw1\n",
+        "00:15:65:12:34:AC,linksys,SPA504G,\"Say \"\"hi\"\"\",1002,auth1002,\"p,w\"\n",
+        "00-15-65-12-34-ad,Yealink,,,1003,,\n",
+        "0015.6512.34ae,yealink,,,1004,,x\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(phones.len(), 4);
+    assert_eq!(phones[0].display_name, "Lobby & Co, <main>");
+    assert_eq!(phones[1].mac.to_string(), "0015651234ac");
+    assert_eq!(phones[1].vendor, Vendor::Linksys);
+    assert_eq!(phones[1].display_name, "Say \"hi\"");
+    assert_eq!(phones[1].auth_id, "auth1002");
+    assert_eq!(phones[1].password.expose_secret(), "p,w");
+    assert_eq!(phones[2].vendor, Vendor::Yealink);
+    assert_eq!(phones[2].password.expose_secret(), "");
+}
+
+#[test]
+fn windows_line_endings_and_a_byte_order_mark_are_fine() {
+    let text = "\u{feff}mac,vendor,model,display_name,user_id,auth_id,password\r\n\
+                0015651234ab,yealink,T46S,Desk,1001,,pw\r\n\
+                0015651234ac,linksys,SPA,Desk 2,1002,,pw\r\n";
+    let phones = parse_phones_csv(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(phones.len(), 2);
+    assert_eq!(phones[1].password.expose_secret(), "pw");
+}
+
+#[test]
+fn header_only_is_an_empty_inventory() {
+    assert_eq!(parse("").map(|p| p.len()).ok(), Some(0));
+}
+
+#[test]
+fn the_first_bad_row_names_its_line_and_field() {
+    let good: String = (0..5).map(|n| format!("00156512340{n},yealink,T46S,Desk,100{n},,pw\n")).collect();
+    let cases = [
+        (format!("{good}zz,yealink,,,1,,\n"), "line 7, field mac: `zz`: `z` is not a hex digit"),
+        ("0015651234ab,polycom,,,1,,\n".to_owned(), "line 2, field vendor: unknown vendor `polycom`"),
+        (",yealink,,,1,,\n".to_owned(), "line 2, field mac: must not be empty"),
+        ("0015651234ab,,,,1,,\n".to_owned(), "line 2, field vendor: must not be empty"),
+        ("0015651234ab,yealink,,,,,\n".to_owned(), "line 2, field user_id: must not be empty"),
+        (
+            "0015651234ab,yealink,,Bell\u{7},1,,\n".to_owned(),
+            "line 2, field display_name: contains control character U+0007",
+        ),
+        (
+            "0015651234ab,yealink,,,1,,pw\tx\n".to_owned(),
+            "line 2, field password: contains control character U+0009",
+        ),
+        ("0015651234ab,yealink,,,1\n".to_owned(), "line 2: has 5 fields, the header has 7"),
+        ("0015651234ab,yealink,,,1,,,extra\n".to_owned(), "line 2: has 8 fields, the header has 7"),
+        (
+            "00:15:65:12:34,yealink,,,1,,\n".to_owned(),
+            "line 2, field mac: `00:15:65:12:34` has 10 hex digits",
+        ),
+    ];
+    for (body, expected) in cases {
+        let err = error(&body);
+        assert!(err.starts_with(expected), "{body:?}\n got: {err}\nwant: {expected}");
+    }
+}
+
+#[test]
+fn a_quoted_line_break_cannot_inject_keys() {
+    let body = "0015651234ab,yealink,,\"Bob\r\naccount.1.sip_server.1.address = evil.example\",1001,,pw\n";
+    assert_eq!(error(body), "line 2, field display_name: contains a line break at character 4");
+
+    let body = "0015651234ab,linksys,,Bob,1001,,\"pw\n<Proxy_1_>evil</Proxy_1_>\"\n";
+    assert_eq!(error(body), "line 2, field password: contains a line break at character 3");
+}
+
+#[test]
+fn errors_never_quote_the_password() {
+    let err = error("0015651234ab,yealink,,,1001,,s3cret\u{1b}pw\n");
+    assert!(!err.contains("s3cret"), "{err}");
+}
+
+#[test]
+fn a_duplicate_mac_names_both_lines() {
+    let body =
+        "0015651234ab,yealink,,,1001,,\n0015651234ac,yealink,,,1002,,\n00:15:65:12:34:AB,linksys,,,1003,,\n";
+    assert_eq!(error(body), "line 4, field mac: 0015651234ab is already on line 2");
+}
+
+#[test]
+fn line_numbers_count_blank_lines_and_every_line_ending() {
+    let body = "0015651234ab,yealink,,,1001,,\n\n\r\n0015651234ac,yealink,,,,,\n";
+    assert_eq!(error(body), "line 5, field user_id: must not be empty");
+    let text = "mac,vendor,model,display_name,user_id,auth_id,password\r\r0015651234ab,yealink,,,,,\r";
+    let err = parse_phones_csv(text.as_bytes()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(err, "line 3, field user_id: must not be empty");
+}
+
+#[test]
+fn a_bad_header_names_the_column() {
+    let cases = [
+        ("mac,vendor,model,display_name,user_id,auth_id\n", "line 1 (header): missing column `password`"),
+        (
+            "mac,vendor,model,display_name,user_id,auth_id,password,site\n",
+            "line 1 (header): unknown column `site`",
+        ),
+        (
+            "mac,vendor,model,displayname,user_id,auth_id,password\n",
+            "line 1 (header): unknown column `displayname`",
+        ),
+        (
+            "vendor,mac,model,display_name,user_id,auth_id,password\n",
+            "line 1 (header): column 1 is `vendor`, expected `mac`",
+        ),
+        (
+            "mac,vendor,model,display_name,user_id,auth_id,password,mac\n",
+            "line 1 (header): column `mac` appears twice",
+        ),
+        ("", "line 1 (header): the file is empty"),
+    ];
+    for (text, expected) in cases {
+        let err = parse_phones_csv(text.as_bytes()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.starts_with(expected), "{text:?}\n got: {err}\nwant: {expected}");
+    }
+}
+
+#[test]
+fn invalid_utf8_names_the_field() {
+    let mut bytes = HEADER.as_bytes().to_vec();
+    bytes.extend_from_slice(b"0015651234ab,yealink,,Caf\xe9,1001,,\n");
+    let err = parse_phones_csv(bytes.as_slice()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(err, "line 2, field display_name: is not valid UTF-8");
+}

@@ -1,0 +1,24 @@
+//! The layers every request goes through: tracing, a deadline, a body limit, and a
+//! panic turned into a 500 instead of a dropped connection.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// No request switchback serves needs more than this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Phones send no body; operator actions send a short form.
+const BODY_LIMIT: usize = 16 * 1024;
+
+pub fn stack(router: Router) -> Router {
+    router
+        .layer(CatchPanicLayer::new())
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TraceLayer::new_for_http())
+}

@@ -1,0 +1,50 @@
+//! What can go wrong in the store, named by what failed.
+
+/// An error of the store. URLs in it are redacted: no variant ever holds a password.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL's scheme names no backend this store has.
+    #[error("unsupported store URL scheme `{scheme}`: use sqlite://PATH, sqlite::memory: or postgres://")]
+    UnsupportedScheme { scheme: String },
+
+    /// The URL could not be read at all.
+    #[error("bad store URL `{url}`: {reason}")]
+    BadUrl { url: String, reason: String },
+
+    /// Opening the database failed. `reason` is the driver's message with any password
+    /// scrubbed, kept as text because the driver's error may quote the URL.
+    #[error("cannot connect to the store at {url}: {reason}")]
+    Connect { url: String, reason: String },
+
+    /// Applying the embedded migrations failed.
+    #[error("cannot migrate the store at {url}")]
+    Migrate {
+        url: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+
+    /// A statement failed; `what` names it (`insert event`, `load route states`, ...).
+    #[error("store query failed: {what}")]
+    Query {
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A stored row holds a value the code cannot read back (an unknown enum spelling,
+    /// a time out of range, a missing row that every save writes).
+    #[error("corrupt row in {table}.{column}: {detail}")]
+    Corrupt { table: &'static str, column: &'static str, detail: String },
+}
+
+impl StoreError {
+    /// Wraps a driver error, naming the statement that failed.
+    pub(crate) fn query(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |source| StoreError::Query { what, source }
+    }
+
+    pub(crate) fn corrupt(table: &'static str, column: &'static str, detail: impl Into<String>) -> Self {
+        StoreError::Corrupt { table, column, detail: detail.into() }
+    }
+}

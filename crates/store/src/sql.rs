@@ -1,0 +1,193 @@
+//! [`SqlStore`]: the one [`Store`] implementation, on sqlx's Any driver.
+//!
+//! Any runs the same query text on SQLite and PostgreSQL (`$1` placeholders, which
+//! SQLite takes as numbered parameters), so each query is written once; the two
+//! backends differ only in their migrations, their pool settings and how a
+//! transaction begins.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
+use switchback_core::engine::{EngineState, Event};
+use switchback_core::model::{CheckResult, ServiceId};
+
+use crate::error::StoreError;
+use crate::tables::{checks, events, state};
+use crate::url::{Backend, StoreUrl};
+use crate::{Store, StoredEvent};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// How long opening the store may take before it counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a SQLite writer waits for another writer before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) struct SqlStore {
+    pool: AnyPool,
+    url: StoreUrl,
+}
+
+impl fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &self.url.backend)
+            .field("url", &self.url.redacted)
+            .finish()
+    }
+}
+
+impl SqlStore {
+    /// Connects, prepares the connection settings and applies the embedded migrations.
+    pub(crate) async fn open(url: &str) -> Result<Self, StoreError> {
+        let url = StoreUrl::parse(url)?;
+        sqlx::any::install_default_drivers();
+        let connect_error = |reason: String| StoreError::Connect { url: url.redacted.clone(), reason };
+        // One plain connection first: a pool that cannot connect retries until its acquire
+        // timeout and then reports only that it timed out, hiding "connection refused" or
+        // "database does not exist".
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect(&url.connect))
+            .await
+            .map_err(|_| connect_error(format!("no connection within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|err| connect_error(url.scrub(&err.to_string())))?;
+        // Closing a connection that just opened can only fail to say goodbye cleanly.
+        let _ = first.close().await;
+        let pool = pool_options(&url)
+            .connect(&url.connect)
+            .await
+            .map_err(|err| connect_error(url.scrub(&err.to_string())))?;
+        let store = Self { pool, url };
+        if store.url.backend == Backend::Sqlite && !store.url.in_memory {
+            store.use_wal().await?;
+        }
+        let migrator = match store.url.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&store.pool)
+            .await
+            .map_err(|source| StoreError::Migrate { url: store.url.redacted.clone(), source })?;
+        tracing::info!(backend = %store.url.backend, url = %store.url.redacted, "store ready");
+        Ok(store)
+    }
+
+    /// Write-ahead logging lets readers (the dashboard) proceed while the engine writes.
+    /// The mode is kept in the file, so setting it once per open is enough.
+    async fn use_wal(&self) -> Result<(), StoreError> {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::query("set journal mode"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(url = %self.url.redacted, mode, "sqlite store not in wal mode");
+        }
+        Ok(())
+    }
+
+    /// A transaction for writes. SQLite's `BEGIN IMMEDIATE` takes the write lock up front,
+    /// so a second writer waits (busy timeout) instead of failing with SQLITE_BUSY when
+    /// its first read would have to be upgraded to a write.
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        match self.url.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(StoreError::query("begin write transaction"))
+    }
+
+    /// A transaction that reads one consistent snapshot (SQLite in WAL mode takes one
+    /// at the first read; PostgreSQL needs REPEATABLE READ for it).
+    async fn begin_read(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        match self.url.backend {
+            Backend::Sqlite => self.pool.begin().await,
+            Backend::Postgres => {
+                self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await
+            }
+        }
+        .map_err(StoreError::query("begin read transaction"))
+    }
+}
+
+fn pool_options(url: &StoreUrl) -> AnyPoolOptions {
+    let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+    match url.backend {
+        Backend::Postgres => options.max_connections(8),
+        // A private in-memory database lives and dies with its one connection.
+        Backend::Sqlite if url.in_memory => options
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await })),
+        Backend::Sqlite => options
+            .max_connections(4)
+            .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await })),
+    }
+}
+
+/// Per-connection settings. sqlx already turns foreign keys on; saying so here keeps
+/// that from depending on a driver default.
+async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    conn.execute(format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis()).as_str()).await?;
+    // With WAL, NORMAL loses no committed data on a crash of the process, only possibly
+    // the last transactions on a power cut, and saves an fsync per commit.
+    conn.execute("PRAGMA synchronous = NORMAL").await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.url.backend
+    }
+
+    async fn load_state(&self) -> Result<Option<EngineState>, StoreError> {
+        let mut tx = self.begin_read().await?;
+        let loaded = state::load(&mut tx).await?;
+        tx.commit().await.map_err(StoreError::query("end read transaction"))?;
+        Ok(loaded)
+    }
+
+    async fn save_step(
+        &self,
+        next: &EngineState,
+        checks: &[CheckResult],
+        events: &[Event],
+    ) -> Result<Vec<i64>, StoreError> {
+        // Dropping `tx` on an early return rolls everything back.
+        let mut tx = self.begin_write().await?;
+        state::save(&mut tx, next).await?;
+        checks::insert(&mut tx, checks).await?;
+        let ids = events::insert(&mut tx, events).await?;
+        tx.commit().await.map_err(StoreError::query("commit step"))?;
+        Ok(ids)
+    }
+
+    async fn recent_checks(&self, service: ServiceId, limit: u32) -> Result<Vec<CheckResult>, StoreError> {
+        checks::recent(&self.pool, service, limit).await
+    }
+
+    async fn events(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        events::page(&self.pool, before_id, limit).await
+    }
+
+    async fn prune_checks(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
+        checks::prune(&self.pool, older_than).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.pool.execute("SELECT 1").await.map_err(StoreError::query("ping"))?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

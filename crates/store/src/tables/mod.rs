@@ -1,0 +1,7 @@
+//! One module per group of tables. Writers take `&mut AnyConnection`, so any number of
+//! them compose inside one transaction (see `SqlStore::save_step`); readers that need no
+//! consistent snapshot take the pool.
+
+pub(crate) mod checks;
+pub(crate) mod events;
+pub(crate) mod state;

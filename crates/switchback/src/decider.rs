@@ -1,0 +1,120 @@
+//! The decider: feeds check rounds and operator actions to the route engine, persists
+//! each step before it takes effect, then publishes the new state and logs what moved.
+
+use std::sync::Arc;
+
+use switchback_core::engine::OperatorError;
+use switchback_core::{
+    Action, CheckResult, Clock, EngineState, Event, EventKind, Route, RouteState, Rules, Step,
+};
+use switchback_store::Store;
+use tokio::sync::{watch, Mutex};
+
+#[derive(Debug)]
+pub struct Decider {
+    store: Arc<dyn Store>,
+    rules: Rules,
+    clock: Arc<dyn Clock>,
+    site_names: [String; 2],
+    /// Held across a step and its save, so rounds and operator actions never interleave.
+    state: Mutex<EngineState>,
+    published: watch::Sender<EngineState>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
+    #[error("could not persist the decision, nothing changed: {0}")]
+    Store(#[from] switchback_store::StoreError),
+}
+
+impl Decider {
+    /// Resumes from the persisted state, or starts with every route on its primary.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        rules: Rules,
+        clock: Arc<dyn Clock>,
+        site_names: [String; 2],
+    ) -> Result<Self, DecideError> {
+        let state = match store.load_state().await? {
+            Some(state) => state,
+            None => EngineState::new(clock.now()),
+        };
+        let (published, _) = watch::channel(state.clone());
+        Ok(Self { store, rules, clock, site_names, state: Mutex::new(state), published })
+    }
+
+    /// The current state, and every change to it.
+    pub fn subscribe(&self) -> watch::Receiver<EngineState> {
+        self.published.subscribe()
+    }
+
+    /// Applies a round of checks; answers whether the scheduler should re-check soon.
+    pub async fn apply_round(&self, results: Vec<CheckResult>) -> Result<bool, DecideError> {
+        let mut state = self.state.lock().await;
+        let step = state.step(&results, &self.rules, self.clock.now());
+        self.commit(&mut state, step, &results).await?;
+        Ok(state.unsettled())
+    }
+
+    /// Applies an operator action.
+    pub async fn operate(
+        &self,
+        route: Route,
+        action: Action,
+        actor: &str,
+        why: &str,
+    ) -> Result<(), DecideError> {
+        let mut state = self.state.lock().await;
+        let step = state.operate(route, action, actor, why, self.clock.now())?;
+        self.commit(&mut state, step, &[]).await
+    }
+
+    async fn commit(
+        &self,
+        state: &mut EngineState,
+        step: Step,
+        checks: &[CheckResult],
+    ) -> Result<(), DecideError> {
+        self.store.save_step(&step.next, checks, &step.events).await?;
+        *state = step.next;
+        self.published.send_replace(state.clone());
+        for event in &step.events {
+            self.log(event);
+        }
+        Ok(())
+    }
+
+    fn site(&self, role: switchback_core::Role) -> &str {
+        &self.site_names[usize::from(role == switchback_core::Role::Backup)]
+    }
+
+    fn log(&self, event: &Event) {
+        let route = event.route.map(Route::as_str).unwrap_or("-");
+        let active = event.active.map(|r| self.site(r)).unwrap_or("-");
+        let (site, service) =
+            event.service.map(|s| (self.site(s.role), s.kind.as_str())).unwrap_or(("-", "-"));
+        let message = match (event.kind, event.from, event.to) {
+            (EventKind::Transition, _, Some(RouteState::FailedOver)) => "route failed over",
+            (EventKind::Transition, Some(RouteState::Failing), Some(RouteState::Primary)) => {
+                "route blip over"
+            }
+            (EventKind::Transition, _, Some(RouteState::Primary)) => "route failed back",
+            (EventKind::Transition, _, Some(RouteState::Failing)) => "route failing",
+            (EventKind::Transition, _, _) => "route recovering",
+            (EventKind::Operator, _, _) => "operator action",
+            (kind, _, _) => kind.as_str(),
+        };
+        let reason = event.reason.as_str();
+        match event.kind {
+            EventKind::ServiceUp | EventKind::MonitorSighted | EventKind::Operator => {
+                tracing::info!(route, site, service, active_site = active, actor = %event.actor, reason, "{message}")
+            }
+            EventKind::Transition | EventKind::FailbackReady => {
+                tracing::warn!(route, active_site = active, reason, "{message}")
+            }
+            _ => tracing::warn!(route, site, service, reason, "{message}"),
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! The store on both backends: each scenario runs on a fresh SQLite file and on a fresh
+//! database on the machine's PostgreSQL (`<scenario>::sqlite`, `<scenario>::postgres`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test reports failure
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use switchback_core::engine::{Event, EventKind, MONITOR_ACTOR};
+use switchback_core::{CheckResult, EngineState, Mode, Role, Route, RouteState, ServiceId, ServiceKind};
+use switchback_store::{connect, Backend, Store, StoreError};
+use switchback_tests::databases::{fresh_postgres, StoreDb};
+use switchback_tests::require;
+
+/// Runs each scenario `async fn(StoreDb)` on both backends.
+macro_rules! on_both_backends {
+    ($($scenario:ident),+ $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$scenario(switchback_tests::databases::StoreDb::sqlite().unwrap()).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let db = switchback_tests::require!(
+                    switchback_tests::databases::StoreDb::postgres().await,
+                    "postgresql"
+                );
+                super::$scenario(db).await;
+            }
+        }
+    )+};
+}
+
+on_both_backends!(
+    fresh_store_has_no_state,
+    mid_failover_state_round_trips,
+    state_survives_a_restart,
+    events_page_newest_first,
+    recent_checks_newest_first,
+    prune_drops_only_old_checks,
+    failed_step_leaves_earlier_state,
+    migrations_are_idempotent,
+    corrupt_enum_is_named,
+    concurrent_writers_all_land,
+);
+
+// ---- helpers -------------------------------------------------------------------------------
+
+/// Whole milliseconds, well inside the microsecond the store keeps.
+fn at(secs: i64, millis: u32) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_795_000_000 + secs, millis * 1_000_000).unwrap()
+}
+
+const PSW: ServiceId = ServiceId { role: Role::Primary, kind: ServiceKind::Softswitch };
+const PDB: ServiceId = ServiceId { role: Role::Primary, kind: ServiceKind::Database };
+const BST: ServiceId = ServiceId { role: Role::Backup, kind: ServiceKind::Stun };
+
+async fn open(db: &StoreDb) -> Arc<dyn Store> {
+    connect(&db.url()).await.unwrap_or_else(|err| panic!("connect: {err:#}"))
+}
+
+/// A state with every field set away from its default: `sip` forced over to the backup
+/// with both sites down, `stun` recovering, the monitor blind, tracks mid-run.
+fn mid_failover() -> EngineState {
+    let mut state = EngineState::new(at(0, 0));
+    let sip = state.routes.get_mut(&Route::Sip).unwrap();
+    sip.state = RouteState::FailedOver;
+    sip.active = Role::Backup;
+    sip.since = at(120, 250);
+    sip.reason = "operator forced failover: \"maintenance\" ✓".to_owned();
+    sip.mode = Mode::Forced;
+    sip.both_down = true;
+    sip.failback_ready = true;
+    let stun = state.routes.get_mut(&Route::Stun).unwrap();
+    stun.state = RouteState::Recovering;
+    stun.since = at(130, 1);
+    stun.mode = Mode::Paused;
+    let psw = state.services.get_mut(&PSW).unwrap();
+    psw.healthy = Some(false);
+    psw.checked_at = Some(at(140, 999));
+    psw.reason = Some("timeout".to_owned());
+    psw.failing_since = Some(at(60, 5));
+    let bst = state.services.get_mut(&BST).unwrap();
+    bst.healthy = Some(true);
+    bst.checked_at = Some(at(140, 7));
+    bst.latency_ms = Some(12);
+    bst.healthy_since = Some(at(10, 0));
+    bst.failing_since = Some(at(5, 0));
+    state.blind = true;
+    state
+}
+
+fn event(n: i64) -> Event {
+    Event {
+        at: at(n, 0),
+        kind: if n % 2 == 0 { EventKind::Transition } else { EventKind::ServiceDown },
+        route: (n % 2 == 0).then_some(Route::Sip),
+        service: (n % 2 == 1).then_some(PDB),
+        from: (n % 2 == 0).then_some(RouteState::Failing),
+        to: (n % 2 == 0).then_some(RouteState::FailedOver),
+        active: (n % 2 == 0).then_some(Role::Backup),
+        reason: format!("event {n}"),
+        actor: MONITOR_ACTOR.to_owned(),
+    }
+}
+
+fn check(service: ServiceId, secs: i64, healthy: bool) -> CheckResult {
+    if healthy {
+        CheckResult::healthy(service, Duration::from_millis(3 + secs as u64), at(secs, 0))
+    } else {
+        CheckResult::failed(service, format!("status 503 at {secs}"), at(secs, 0))
+    }
+}
+
+// ---- scenarios -----------------------------------------------------------------------------
+
+async fn fresh_store_has_no_state(db: StoreDb) {
+    let store = open(&db).await;
+    store.ping().await.unwrap();
+    assert_eq!(store.load_state().await.unwrap(), None);
+    assert!(store.events(None, 10).await.unwrap().is_empty());
+    assert!(store.recent_checks(PSW, 10).await.unwrap().is_empty());
+    let expected = if db.url().starts_with("sqlite") { Backend::Sqlite } else { Backend::Postgres };
+    assert_eq!(store.backend(), expected);
+}
+
+async fn mid_failover_state_round_trips(db: StoreDb) {
+    let store = open(&db).await;
+    let state = mid_failover();
+    assert_eq!(store.save_step(&state, &[], &[]).await.unwrap(), Vec::<i64>::new());
+    assert_eq!(store.load_state().await.unwrap().as_ref(), Some(&state));
+
+    // A later step overwrites every field, including back to None and false.
+    let later = EngineState::new(at(500, 0));
+    store.save_step(&later, &[], &[]).await.unwrap();
+    assert_eq!(store.load_state().await.unwrap(), Some(later));
+}
+
+async fn state_survives_a_restart(db: StoreDb) {
+    let state = mid_failover();
+    let store = open(&db).await;
+    let ids = store.save_step(&state, &[check(PSW, 140, false)], &[event(1)]).await.unwrap();
+    store.close().await;
+    drop(store);
+
+    let store = open(&db).await;
+    assert_eq!(store.load_state().await.unwrap(), Some(state));
+    assert_eq!(store.recent_checks(PSW, 5).await.unwrap(), vec![check(PSW, 140, false)]);
+    let events = store.events(None, 5).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
+    assert_eq!(events[0].event, event(1));
+}
+
+async fn events_page_newest_first(db: StoreDb) {
+    let store = open(&db).await;
+    let state = EngineState::new(at(0, 0));
+    let mut ids = Vec::new();
+    for round in 0..5 {
+        let batch: Vec<Event> = (round * 5..round * 5 + 5).map(event).collect();
+        let got = store.save_step(&state, &[], &batch).await.unwrap();
+        assert_eq!(got.len(), 5);
+        ids.extend(got);
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase in insertion order: {ids:?}");
+
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.events(before, 10).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 10);
+        before = page.last().map(|e| e.id);
+        seen.extend(page);
+    }
+    let newest_first: Vec<i64> = ids.iter().rev().copied().collect();
+    assert_eq!(seen.iter().map(|e| e.id).collect::<Vec<_>>(), newest_first);
+    let expected: Vec<Event> = (0..25).rev().map(event).collect();
+    assert_eq!(seen.into_iter().map(|e| e.event).collect::<Vec<_>>(), expected);
+    assert_eq!(store.events(Some(ids[0]), 10).await.unwrap(), vec![]);
+}
+
+async fn recent_checks_newest_first(db: StoreDb) {
+    let store = open(&db).await;
+    let state = EngineState::new(at(0, 0));
+    for secs in 0..6 {
+        let round = [check(PSW, secs, secs % 2 == 0), check(PDB, secs, true)];
+        store.save_step(&state, &round, &[]).await.unwrap();
+    }
+    let got = store.recent_checks(PSW, 3).await.unwrap();
+    assert_eq!(got, vec![check(PSW, 5, false), check(PSW, 4, true), check(PSW, 3, false)]);
+    assert_eq!(got[1].latency, Some(Duration::from_millis(7)));
+    assert_eq!(store.recent_checks(PDB, 100).await.unwrap().len(), 6);
+    assert!(store.recent_checks(BST, 100).await.unwrap().is_empty());
+    assert!(store.recent_checks(PSW, 0).await.unwrap().is_empty());
+}
+
+async fn prune_drops_only_old_checks(db: StoreDb) {
+    let store = open(&db).await;
+    let state = EngineState::new(at(0, 0));
+    let round: Vec<CheckResult> = (0..10).map(|secs| check(PSW, secs, true)).collect();
+    store.save_step(&state, &round, &[event(1)]).await.unwrap();
+
+    assert_eq!(store.prune_checks(at(5, 0)).await.unwrap(), 5);
+    let left = store.recent_checks(PSW, 100).await.unwrap();
+    assert_eq!(left, (5..10).rev().map(|secs| check(PSW, secs, true)).collect::<Vec<_>>());
+    assert_eq!(store.prune_checks(at(5, 0)).await.unwrap(), 0);
+    // Pruning checks leaves the state and the event history alone.
+    assert_eq!(store.load_state().await.unwrap(), Some(state));
+    assert_eq!(store.events(None, 10).await.unwrap().len(), 1);
+}
+
+/// A trigger makes the second event of a step fail after the state, the checks and the
+/// first event were written: none of them may remain.
+async fn failed_step_leaves_earlier_state(db: StoreDb) {
+    let store = open(&db).await;
+    let before = EngineState::new(at(0, 0));
+    store.save_step(&before, &[check(PSW, 0, true)], &[event(0)]).await.unwrap();
+
+    let trigger = match &db {
+        StoreDb::Sqlite(_) => {
+            "CREATE TRIGGER reject_boom BEFORE INSERT ON events WHEN NEW.reason = 'boom' \
+             BEGIN SELECT RAISE(ABORT, 'boom rejected'); END;"
+        }
+        StoreDb::Postgres(_) => {
+            "CREATE FUNCTION reject_boom() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.reason = 'boom' THEN RAISE EXCEPTION 'boom rejected'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER reject_boom BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION reject_boom();"
+        }
+    };
+    db.exec(trigger).await.unwrap();
+
+    let mut boom = event(2);
+    boom.reason = "boom".to_owned();
+    let err = store.save_step(&mid_failover(), &[check(PSW, 9, false)], &[event(1), boom]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Query { what: "insert event", .. }), "{err:?}");
+
+    assert_eq!(store.load_state().await.unwrap(), Some(before.clone()));
+    assert_eq!(store.recent_checks(PSW, 10).await.unwrap(), vec![check(PSW, 0, true)]);
+    let events = store.events(None, 10).await.unwrap();
+    assert_eq!(events.into_iter().map(|e| e.event).collect::<Vec<_>>(), vec![event(0)]);
+
+    // The store is still usable after the rollback.
+    store.save_step(&mid_failover(), &[], &[event(3)]).await.unwrap();
+    assert_eq!(store.load_state().await.unwrap(), Some(mid_failover()));
+}
+
+async fn migrations_are_idempotent(db: StoreDb) {
+    let state = mid_failover();
+    open(&db).await.save_step(&state, &[], &[event(1)]).await.unwrap();
+    for _ in 0..2 {
+        let store = open(&db).await;
+        assert_eq!(store.load_state().await.unwrap().as_ref(), Some(&state));
+        store.close().await;
+    }
+    // Two instances starting at once (several over one PostgreSQL) both come up.
+    let url = db.url();
+    let (a, b) = tokio::join!(connect(&url), connect(&url));
+    a.unwrap();
+    b.unwrap();
+}
+
+async fn corrupt_enum_is_named(db: StoreDb) {
+    let store = open(&db).await;
+    store.save_step(&EngineState::new(at(0, 0)), &[], &[event(0)]).await.unwrap();
+    db.exec("UPDATE route_states SET state = 'sideways' WHERE route = 'stun'").await.unwrap();
+    let err = store.load_state().await.unwrap_err();
+    assert!(matches!(&err, StoreError::Corrupt { table: "route_states", column: "state", .. }), "{err:?}");
+    assert!(err.to_string().contains("sideways"), "{err}");
+
+    db.exec("UPDATE events SET active = 'moon'").await.unwrap();
+    let err = store.events(None, 10).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Corrupt { table: "events", column: "active", .. }), "{err:?}");
+}
+
+/// Two instances writing at once (a restart overlapping the old process, or a second
+/// instance on one PostgreSQL) wait for each other instead of failing.
+async fn concurrent_writers_all_land(db: StoreDb) {
+    let (a, b) = (open(&db).await, open(&db).await);
+    let write = |store: Arc<dyn Store>, base: i64| async move {
+        for n in 0..20 {
+            let round = [check(PSW, base + n, true)];
+            store.save_step(&mid_failover(), &round, &[event(base + n)]).await.unwrap();
+        }
+    };
+    tokio::join!(write(a.clone(), 0), write(b, 100));
+    assert_eq!(a.events(None, 100).await.unwrap().len(), 40);
+    assert_eq!(a.recent_checks(PSW, 100).await.unwrap().len(), 40);
+}
+
+#[tokio::test]
+async fn sqlite_file_is_created_in_wal_mode() {
+    let db = switchback_tests::databases::TempSqlite::new().unwrap();
+    assert!(!db.path().exists());
+    let store = connect(&db.url()).await.unwrap();
+    store.save_step(&mid_failover(), &[], &[]).await.unwrap();
+    let header = std::fs::read(db.path()).unwrap();
+    // Bytes 18 and 19 of a SQLite file are its read and write format: 2 means WAL.
+    assert_eq!(&header[18..20], &[2, 2]);
+}
+
+// ---- connecting ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn unknown_scheme_is_named_without_the_password() {
+    let err = connect("mysql://monitor:hunter2@127.0.0.1:3306/voip").await.unwrap_err();
+    assert!(matches!(&err, StoreError::UnsupportedScheme { scheme } if scheme == "mysql"), "{err:?}");
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("mysql") && !text.contains("hunter2"), "{text}");
+
+    let err = connect("switchback.db").await.unwrap_err();
+    assert!(matches!(err, StoreError::BadUrl { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn in_memory_sqlite_keeps_state_while_open() {
+    let store = connect("sqlite::memory:").await.unwrap();
+    let state = mid_failover();
+    store.save_step(&state, &[], &[event(1)]).await.unwrap();
+    assert_eq!(store.load_state().await.unwrap(), Some(state));
+}
+
+#[tokio::test]
+async fn connect_errors_never_show_the_password() {
+    // Nothing listens on port 1.
+    let err = connect("postgres://sb:hunter2@127.0.0.1:1/switchback").await.unwrap_err();
+    assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("hunter2") && text.contains("***"), "{text}");
+    assert!(text.to_lowercase().contains("refused"), "the driver's reason is kept: {text}");
+
+    let pg = require!(fresh_postgres().await, "postgresql");
+    // Trust authentication ignores the password, so the connection succeeds ...
+    let with_password = pg.url().replacen("postgres@", "postgres:hunter2@", 1);
+    let store = connect(&with_password).await.unwrap();
+    assert!(!format!("{store:?}").contains("hunter2"), "{store:?}");
+    store.close().await;
+    // ... and a missing database fails, naming neither the password.
+    let missing = with_password.replace(pg.name(), "sbtest_no_such_database");
+    let err = connect(&missing).await.unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(matches!(err, StoreError::Connect { .. }) && !text.contains("hunter2"), "{text}");
+}
+
+// ---- the harness ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn mariadb_databases_come_and_go() {
+    let url = require!(switchback_tests::databases::mariadb_url().await, "mariadb");
+    let db = switchback_tests::databases::fresh_mariadb().await.unwrap();
+    db.exec_sql("CREATE TABLE t (x INT); INSERT INTO t VALUES (1)").await.unwrap();
+    let name = db.name().to_owned();
+    drop(db);
+    let gone = format!("USE {name}");
+    assert!(switchback_tests::databases::exec(&url, &gone).await.is_err(), "{name} was not dropped");
+}
