@@ -12,7 +12,8 @@
 -- One row (id = 1) once the engine has saved a step; its absence means a fresh store.
 CREATE TABLE engine_state (
     id BIGINT PRIMARY KEY CHECK (id = 1),
-    blind BOOLEAN NOT NULL
+    blind BOOLEAN NOT NULL,
+    generation BIGINT NOT NULL
 );
 
 CREATE TABLE route_states (

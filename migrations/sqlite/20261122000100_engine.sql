@@ -10,7 +10,8 @@
 -- One row (id = 1) once the engine has saved a step; its absence means a fresh store.
 CREATE TABLE engine_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
-    blind INTEGER NOT NULL CHECK (blind IN (0, 1))
+    blind INTEGER NOT NULL CHECK (blind IN (0, 1)),
+    generation INTEGER NOT NULL
 ) STRICT;
 
 CREATE TABLE route_states (

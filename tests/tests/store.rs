@@ -45,6 +45,8 @@ on_both_backends!(
     migrations_are_idempotent,
     corrupt_enum_is_named,
     concurrent_writers_all_land,
+    phones_import_adds_then_updates,
+    fetches_fold_into_each_phones_latest,
 );
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -72,6 +74,7 @@ fn mid_failover() -> EngineState {
     sip.since = at(120, 250);
     sip.reason = "operator forced failover: \"maintenance\" ✓".to_owned();
     sip.mode = Mode::Forced;
+    state.generation = 42;
     sip.both_down = true;
     sip.failback_ready = true;
     let stun = state.routes.get_mut(&Route::Stun).unwrap();
@@ -357,4 +360,79 @@ async fn mariadb_databases_come_and_go() {
     drop(db);
     let gone = format!("USE {name}");
     assert!(switchback_tests::databases::exec(&url, &gone).await.is_err(), "{name} was not dropped");
+}
+
+// ---- phones ----------------------------------------------------------------------------------
+
+fn phone(mac: &str, vendor: switchback_provisioning::Vendor, name: &str) -> switchback_provisioning::Phone {
+    switchback_provisioning::Phone {
+        mac: mac.parse().unwrap(),
+        vendor,
+        model: "T46S".to_owned(),
+        display_name: name.to_owned(),
+        user_id: "1001".to_owned(),
+        auth_id: String::new(),
+        password: "pw-1001".to_owned().into(),
+    }
+}
+
+async fn phones_import_adds_then_updates(db: StoreDb) {
+    use secrecy::ExposeSecret;
+    use switchback_provisioning::Vendor;
+    let store = open(&db).await;
+    assert_eq!(store.phones_revision().await.unwrap().count, 0);
+    let first =
+        [phone("001565000001", Vendor::Yealink, "Lobby"), phone("001565000002", Vendor::Linksys, "Desk")];
+    let report = store.import_phones(&first).await.unwrap();
+    assert_eq!((report.added, report.updated), (2, 0));
+    let before = store.phones_revision().await.unwrap();
+
+    let second = [
+        phone("001565000002", Vendor::Linksys, "Front desk"),
+        phone("001565000003", Vendor::Yealink, "Hall"),
+    ];
+    let report = store.import_phones(&second).await.unwrap();
+    assert_eq!((report.added, report.updated), (1, 1));
+    assert_ne!(store.phones_revision().await.unwrap(), before, "an import changes the revision");
+
+    let phones = store.phones().await.unwrap();
+    let names: Vec<_> = phones.iter().map(|p| (p.mac.to_string(), p.display_name.as_str())).collect();
+    assert_eq!(
+        names,
+        [
+            ("001565000001".to_owned(), "Lobby"),
+            ("001565000002".to_owned(), "Front desk"),
+            ("001565000003".to_owned(), "Hall")
+        ]
+    );
+    assert_eq!(phones[1].vendor, Vendor::Linksys);
+    assert_eq!(phones[1].password.expose_secret(), "pw-1001");
+}
+
+async fn fetches_fold_into_each_phones_latest(db: StoreDb) {
+    use switchback_provisioning::fetch::PhoneFetch;
+    use switchback_provisioning::Vendor;
+    let store = open(&db).await;
+    let fetch = |mac: &str, secs: i64, generation: u64| PhoneFetch {
+        mac: mac.parse().unwrap(),
+        vendor: Vendor::Yealink,
+        at: at(secs, 0),
+        generation,
+        source: "127.0.0.9".parse().unwrap(),
+        user_agent: "Yealink SIP-T46S 66.86.0.15".to_owned(),
+    };
+    store
+        .record_fetches(&[
+            fetch("001565000001", 1, 1),
+            fetch("001565000001", 61, 2),
+            fetch("001565000002", 5, 1),
+        ])
+        .await
+        .unwrap();
+    store.record_fetches(&[fetch("001565000002", 65, 2)]).await.unwrap();
+    let records = store.fetch_records().await.unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!((records[0].generation, records[0].at, records[0].fetches), (2, at(61, 0), 2));
+    assert_eq!((records[1].generation, records[1].at, records[1].fetches), (2, at(65, 0), 2));
+    assert_eq!(records[1].user_agent, "Yealink SIP-T46S 66.86.0.15");
 }

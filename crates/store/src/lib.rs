@@ -20,8 +20,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchback_core::engine::{EngineState, Event};
 use switchback_core::model::{CheckResult, ServiceId};
+use switchback_provisioning::fetch::PhoneFetch;
+use switchback_provisioning::Phone;
 
 pub use crate::error::StoreError;
+pub use crate::tables::phones::FetchRecord;
 pub use crate::url::{redact_url, Backend};
 
 /// An event as stored, with the id that orders the history and pages through it.
@@ -29,6 +32,21 @@ pub use crate::url::{redact_url, Backend};
 pub struct StoredEvent {
     pub id: i64,
     pub event: Event,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhoneImport {
+    pub added: usize,
+    pub updated: usize,
+}
+
+/// Changes whenever the inventory does: a running switchback polls it to notice an
+/// import made by `switchback phones import` in another process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhonesRevision {
+    pub count: i64,
+    pub updated_at_micros: i64,
 }
 
 /// Everything switchback keeps. Shared as an `Arc<dyn Store>`.
@@ -58,6 +76,20 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Deletes check results older than `older_than`; returns how many went.
     async fn prune_checks(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Adds new phones and updates known ones (by MAC), all in one transaction.
+    async fn import_phones(&self, phones: &[Phone]) -> Result<PhoneImport, StoreError>;
+
+    /// The whole inventory, ordered by MAC.
+    async fn phones(&self) -> Result<Vec<Phone>, StoreError>;
+
+    async fn phones_revision(&self) -> Result<PhonesRevision, StoreError>;
+
+    /// Folds a batch of served files into each phone's latest fetch, in one transaction.
+    async fn record_fetches(&self, fetches: &[PhoneFetch]) -> Result<(), StoreError>;
+
+    /// Each phone's latest fetch.
+    async fn fetch_records(&self) -> Result<Vec<FetchRecord>, StoreError>;
 
     /// Runs a trivial query: is the store reachable?
     async fn ping(&self) -> Result<(), StoreError>;

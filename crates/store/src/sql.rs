@@ -17,9 +17,11 @@ use switchback_core::engine::{EngineState, Event};
 use switchback_core::model::{CheckResult, ServiceId};
 
 use crate::error::StoreError;
-use crate::tables::{checks, events, state};
+use crate::tables::{checks, events, phones, state};
 use crate::url::{Backend, StoreUrl};
-use crate::{Store, StoredEvent};
+use crate::{FetchRecord, PhoneImport, PhonesRevision, Store, StoredEvent};
+use switchback_provisioning::fetch::PhoneFetch;
+use switchback_provisioning::Phone;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -168,6 +170,31 @@ impl Store for SqlStore {
         let ids = events::insert(&mut tx, events).await?;
         tx.commit().await.map_err(StoreError::query("commit step"))?;
         Ok(ids)
+    }
+
+    async fn import_phones(&self, list: &[Phone]) -> Result<PhoneImport, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let report = phones::upsert(&mut tx, list, Utc::now()).await?;
+        tx.commit().await.map_err(StoreError::query("commit phone import"))?;
+        Ok(report)
+    }
+
+    async fn phones(&self) -> Result<Vec<Phone>, StoreError> {
+        phones::all(&self.pool).await
+    }
+
+    async fn phones_revision(&self) -> Result<PhonesRevision, StoreError> {
+        phones::revision(&self.pool).await
+    }
+
+    async fn record_fetches(&self, fetches: &[PhoneFetch]) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        phones::record_fetches(&mut tx, fetches).await?;
+        tx.commit().await.map_err(StoreError::query("commit phone fetches"))
+    }
+
+    async fn fetch_records(&self) -> Result<Vec<FetchRecord>, StoreError> {
+        phones::fetch_records(&self.pool).await
     }
 
     async fn recent_checks(&self, service: ServiceId, limit: u32) -> Result<Vec<CheckResult>, StoreError> {

@@ -81,6 +81,9 @@ pub struct EngineState {
     pub services: BTreeMap<ServiceId, ServiceTrack>,
     /// Every probe of both sites failed in the latest round: the monitor is cut off.
     pub blind: bool,
+    /// Bumped whenever a route's active site changes: the generation of phone files
+    /// that matches these active sites.
+    pub generation: u64,
 }
 
 /// The timers of the failover rules (a view of `[monitor]`).
@@ -232,7 +235,7 @@ impl EngineState {
             })
             .collect();
         let services = ServiceId::all().map(|s| (s, ServiceTrack::default())).collect();
-        Self { routes, services, blind: false }
+        Self { routes, services, blind: false, generation: 1 }
     }
 
     pub fn route(&self, route: Route) -> &RouteStatus {
@@ -267,7 +270,7 @@ impl EngineState {
 
     /// Feeds one round of check results to the rules.
     pub fn step(&self, results: &[CheckResult], rules: &Rules, now: DateTime<Utc>) -> Step {
-        evaluate::step(self, results, rules, now)
+        self.next_generation(evaluate::step(self, results, rules, now))
     }
 
     /// Applies an operator action.
@@ -279,7 +282,15 @@ impl EngineState {
         why: &str,
         now: DateTime<Utc>,
     ) -> Result<Step, OperatorError> {
-        operator::operate(self, route, action, actor, why, now)
+        operator::operate(self, route, action, actor, why, now).map(|step| self.next_generation(step))
+    }
+
+    /// A step that moves phones starts a new generation.
+    fn next_generation(&self, mut step: Step) -> Step {
+        if step.moves_phones(self) {
+            step.next.generation = self.generation + 1;
+        }
+        step
     }
 }
 

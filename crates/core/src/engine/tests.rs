@@ -411,8 +411,12 @@ fn moves_phones_only_when_an_active_site_changes() {
     let healthy = EngineState::new(at(0)).step(&round(&[], at(0)), &rules(30, 60), at(0)).next;
     let failing = healthy.step(&round(&[PSW], at(1)), &rules(30, 60), at(1));
     assert!(!failing.moves_phones(&healthy));
+    assert_eq!(failing.next.generation, 1);
     let over = failing.next.step(&round(&[PSW], at(40)), &rules(30, 60), at(40));
     assert!(over.moves_phones(&failing.next));
+    assert_eq!(over.next.generation, 2, "a new active site is a new generation");
+    let forced = over.next.operate(Route::Stun, Action::Failover, "alice", "", at(41));
+    assert_eq!(forced.map(|s| s.next.generation), Ok(3));
 }
 
 #[test]

@@ -4,4 +4,5 @@
 
 pub(crate) mod checks;
 pub(crate) mod events;
+pub(crate) mod phones;
 pub(crate) mod state;

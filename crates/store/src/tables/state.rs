@@ -14,10 +14,11 @@ use crate::error::StoreError;
 /// engine always holds every route and service, so a load returns what was saved.
 pub(crate) async fn save(conn: &mut AnyConnection, state: &EngineState) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO engine_state (id, blind) VALUES (1, $1) \
-         ON CONFLICT (id) DO UPDATE SET blind = excluded.blind",
+        "INSERT INTO engine_state (id, blind, generation) VALUES (1, $1, $2) \
+         ON CONFLICT (id) DO UPDATE SET blind = excluded.blind, generation = excluded.generation",
     )
     .bind(state.blind)
+    .bind(signed(state.generation))
     .execute(&mut *conn)
     .await
     .map_err(StoreError::query("save engine state"))?;
@@ -77,11 +78,13 @@ async fn save_service(conn: &mut AnyConnection, id: ServiceId, t: &ServiceTrack)
 
 /// Reads the state back; `None` until the first save.
 pub(crate) async fn load(conn: &mut AnyConnection) -> Result<Option<EngineState>, StoreError> {
-    let blind: Option<Flag> = sqlx::query_scalar("SELECT blind FROM engine_state WHERE id = 1")
+    let head: Option<(Flag, i64)> = sqlx::query_as("SELECT blind, generation FROM engine_state WHERE id = 1")
         .fetch_optional(&mut *conn)
         .await
         .map_err(StoreError::query("load engine state"))?;
-    let Some(Flag(blind)) = blind else { return Ok(None) };
+    let Some((Flag(blind), generation)) = head else { return Ok(None) };
+    let generation = u64::try_from(generation)
+        .map_err(|_| StoreError::corrupt("engine_state", "generation", format!("negative: {generation}")))?;
 
     let rows: Vec<RouteRow> = sqlx::query_as(
         "SELECT route, state, active, since, reason, mode, both_down, failback_ready FROM route_states",
@@ -104,7 +107,7 @@ pub(crate) async fn load(conn: &mut AnyConnection) -> Result<Option<EngineState>
     .map_err(StoreError::query("load service tracks"))?;
     let services = rows.into_iter().map(ServiceRow::decode).collect::<Result<BTreeMap<_, _>, _>>()?;
 
-    Ok(Some(EngineState { routes, services, blind }))
+    Ok(Some(EngineState { routes, services, blind, generation }))
 }
 
 const ROUTES: &str = "route_states";

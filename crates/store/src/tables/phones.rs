@@ -1,0 +1,186 @@
+//! `phones` (the inventory) and `phone_fetches` (each phone's latest fetch).
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{AnyConnection, AnyPool, FromRow};
+use switchback_provisioning::fetch::{LastFetch, PhoneFetch};
+use switchback_provisioning::{Mac, Phone, Vendor};
+
+use crate::codec::{micros, signed, Column};
+use crate::error::StoreError;
+use crate::{PhoneImport, PhonesRevision};
+
+const PHONES: &str = "phones";
+const FETCHES: &str = "phone_fetches";
+
+/// Adds new phones and updates known ones; the caller's transaction makes it all or nothing.
+pub(crate) async fn upsert(
+    conn: &mut AnyConnection,
+    phones: &[Phone],
+    now: DateTime<Utc>,
+) -> Result<PhoneImport, StoreError> {
+    let known: Vec<(String,)> = sqlx::query_as("SELECT mac FROM phones")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::query("list phones"))?;
+    let known: HashSet<String> = known.into_iter().map(|(mac,)| mac).collect();
+    let mut report = PhoneImport::default();
+    for phone in phones {
+        let mac = phone.mac.to_string();
+        if known.contains(&mac) {
+            report.updated += 1;
+        } else {
+            report.added += 1;
+        }
+        sqlx::query(
+            "INSERT INTO phones (mac, vendor, model, display_name, user_id, auth_id, password, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (mac) DO UPDATE SET vendor = excluded.vendor, model = excluded.model, \
+             display_name = excluded.display_name, user_id = excluded.user_id, auth_id = excluded.auth_id, \
+             password = excluded.password, updated_at = excluded.updated_at",
+        )
+        .bind(mac)
+        .bind(phone.vendor.as_str())
+        .bind(phone.model.as_str())
+        .bind(phone.display_name.as_str())
+        .bind(phone.user_id.as_str())
+        .bind(phone.auth_id.as_str())
+        .bind(phone.password.expose_secret())
+        .bind(micros(now))
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::query("save phone"))?;
+    }
+    Ok(report)
+}
+
+#[derive(FromRow)]
+struct PhoneRow {
+    mac: String,
+    vendor: String,
+    model: String,
+    display_name: String,
+    user_id: String,
+    auth_id: String,
+    password: String,
+}
+
+pub(crate) async fn all(pool: &AnyPool) -> Result<Vec<Phone>, StoreError> {
+    let rows: Vec<PhoneRow> = sqlx::query_as(
+        "SELECT mac, vendor, model, display_name, user_id, auth_id, password FROM phones ORDER BY mac",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("load phones"))?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(Phone {
+                mac: Column::new(PHONES, "mac").parse(&row.mac)?,
+                vendor: Column::new(PHONES, "vendor").parse(&row.vendor)?,
+                model: row.model,
+                display_name: row.display_name,
+                user_id: row.user_id,
+                auth_id: row.auth_id,
+                password: SecretString::from(row.password),
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn revision(pool: &AnyPool) -> Result<PhonesRevision, StoreError> {
+    let (count, updated): (i64, Option<i64>) = sqlx::query_as("SELECT COUNT(*), MAX(updated_at) FROM phones")
+        .fetch_one(pool)
+        .await
+        .map_err(StoreError::query("read phones revision"))?;
+    Ok(PhonesRevision { count, updated_at_micros: updated.unwrap_or(0) })
+}
+
+/// Folds a batch of fetches into each phone's latest fetch and fetch count.
+pub(crate) async fn record_fetches(
+    conn: &mut AnyConnection,
+    fetches: &[PhoneFetch],
+) -> Result<(), StoreError> {
+    // One row per phone: the batch's latest fetch of it, and how many it made.
+    let mut latest: HashMap<Mac, (&PhoneFetch, i64)> = HashMap::new();
+    for fetch in fetches {
+        let entry = latest.entry(fetch.mac).or_insert((fetch, 0));
+        if fetch.at >= entry.0.at {
+            entry.0 = fetch;
+        }
+        entry.1 += 1;
+    }
+    for (mac, (fetch, count)) in latest {
+        sqlx::query(
+            "INSERT INTO phone_fetches (mac, vendor, at, generation, source, user_agent, fetches) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (mac) DO UPDATE SET vendor = excluded.vendor, at = excluded.at, \
+             generation = excluded.generation, source = excluded.source, \
+             user_agent = excluded.user_agent, fetches = phone_fetches.fetches + excluded.fetches",
+        )
+        .bind(mac.to_string())
+        .bind(fetch.vendor.as_str())
+        .bind(micros(fetch.at))
+        .bind(signed(fetch.generation))
+        .bind(fetch.source.to_string())
+        .bind(fetch.user_agent.as_str())
+        .bind(count)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::query("record phone fetch"))?;
+    }
+    Ok(())
+}
+
+/// A phone's latest fetch as stored, for the API and dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRecord {
+    pub mac: Mac,
+    pub vendor: Vendor,
+    pub at: DateTime<Utc>,
+    pub generation: u64,
+    pub source: IpAddr,
+    pub user_agent: String,
+    pub fetches: u64,
+}
+
+#[derive(FromRow)]
+struct FetchRow {
+    mac: String,
+    vendor: String,
+    at: i64,
+    generation: i64,
+    source: String,
+    user_agent: String,
+    fetches: i64,
+}
+
+pub(crate) async fn fetch_records(pool: &AnyPool) -> Result<Vec<FetchRecord>, StoreError> {
+    let rows: Vec<FetchRow> = sqlx::query_as(
+        "SELECT mac, vendor, at, generation, source, user_agent, fetches FROM phone_fetches ORDER BY mac",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("load phone fetches"))?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(FetchRecord {
+                mac: Column::new(FETCHES, "mac").parse(&row.mac)?,
+                vendor: Column::new(FETCHES, "vendor").parse(&row.vendor)?,
+                at: Column::new(FETCHES, "at").time(row.at)?,
+                generation: Column::new(FETCHES, "generation").unsigned(row.generation)?,
+                source: Column::new(FETCHES, "source").parse(&row.source)?,
+                user_agent: row.user_agent,
+                fetches: Column::new(FETCHES, "fetches").unsigned(row.fetches)?,
+            })
+        })
+        .collect()
+}
+
+impl FetchRecord {
+    pub fn last(&self) -> LastFetch {
+        LastFetch { generation: self.generation, at: self.at }
+    }
+}
