@@ -6,6 +6,8 @@
 
 pub mod databases;
 pub mod peers;
+pub mod proxy;
+pub mod switchback;
 pub mod wait;
 
 /// True under CI (`CI=true`), where a missing peer is a failure, never a skip.

@@ -220,7 +220,12 @@ pub struct Generations {
 
 impl Generations {
     pub fn new(first: Generation) -> Self {
-        Self { current: ArcSwap::from_pointee(first) }
+        Self::from_arc(Arc::new(first))
+    }
+
+    /// Starts with a generation that is already shared (say, with a render-dir writer).
+    pub fn from_arc(first: Arc<Generation>) -> Self {
+        Self { current: ArcSwap::new(first) }
     }
 
     /// The generation to answer one request from. Hold it for the whole response.

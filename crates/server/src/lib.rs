@@ -34,22 +34,24 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+/// Every route, plus `extra` ones (the demo's), behind the common middleware.
+pub fn router(state: AppState, extra: Router) -> Router {
     let routes = Router::new()
         .route("/prov/{vendor}/{file}", get(prov::phone_file))
         .route("/api/status", get(api::status))
         .route("/healthz", get(api::healthz))
         .fallback(prov::not_found)
-        .with_state(state);
+        .with_state(state)
+        .merge(extra);
     middleware::stack(routes)
 }
 
-/// Serves until `shutdown`, then finishes the requests in flight.
+/// Serves `router` until `shutdown`, then finishes the requests in flight.
 pub async fn serve(
     listener: TcpListener,
-    state: AppState,
+    router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }

@@ -59,6 +59,7 @@ impl Decider {
     }
 
     /// Applies an operator action.
+    #[allow(dead_code)] // the operator API arrives with the dashboard work
     pub async fn operate(
         &self,
         route: Route,

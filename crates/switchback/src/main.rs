@@ -3,6 +3,9 @@
 
 mod check;
 mod decider;
+mod demo;
+mod orchestrator;
+mod phones;
 mod run;
 
 use std::path::PathBuf;
@@ -21,7 +24,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the orchestrator: monitor, route decisions, and (soon) phone provisioning.
+    /// A self-contained lab on loopback: simulated sites, sample phones, short timers.
+    Demo {
+        /// Where the dashboard, API and phone files are served.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+    /// Run the orchestrator: monitor, route decisions, phone files and the HTTP server.
     Run {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
@@ -30,6 +39,30 @@ enum Command {
     Check {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+    /// Manage the phone inventory.
+    Phones {
+        #[command(subcommand)]
+        command: PhonesCommand,
+    },
+    /// Render the current generation of phone files to a folder, to inspect it.
+    Render {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PhonesCommand {
+    /// Load phones from a CSV file (header: mac,vendor,model,display_name,user_id,auth_id,password),
+    /// all or nothing; a known MAC is updated.
+    Import {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(value_name = "PHONES.csv")]
+        csv: PathBuf,
     },
 }
 
@@ -47,6 +80,13 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
+            Command::Demo { listen } => demo::demo(listen).await.map(|()| ExitCode::SUCCESS),
+            Command::Phones { command: PhonesCommand::Import { config, csv } } => {
+                phones::import(load(&config)?, &csv).await.map(|()| ExitCode::SUCCESS)
+            }
+            Command::Render { config, out } => {
+                phones::render_to(load(&config)?, &out).await.map(|()| ExitCode::SUCCESS)
+            }
             Command::Run { config } => run::run(load(&config)?).await.map(|()| ExitCode::SUCCESS),
             Command::Check { config } => {
                 let all_primaries_up = check::check(load(&config)?).await?;

@@ -78,7 +78,11 @@ fn answer_sip(bytes: &[u8], _from: SocketAddr) -> Option<Vec<u8>> {
     for header in request.headers.iter() {
         if matches!(
             header,
-            rsip::Header::Via(_) | rsip::Header::From(_) | rsip::Header::To(_) | rsip::Header::CallId(_) | rsip::Header::CSeq(_)
+            rsip::Header::Via(_)
+                | rsip::Header::From(_)
+                | rsip::Header::To(_)
+                | rsip::Header::CallId(_)
+                | rsip::Header::CSeq(_)
         ) {
             headers.push(header.clone());
         }
@@ -131,7 +135,8 @@ impl SimDatabase {
     }
 
     pub fn set_broken(&self, broken: bool) -> anyhow::Result<()> {
-        let (from, to) = if broken { (self.path.clone(), self.parked()) } else { (self.parked(), self.path.clone()) };
+        let (from, to) =
+            if broken { (self.path.clone(), self.parked()) } else { (self.parked(), self.path.clone()) };
         if from.exists() {
             std::fs::rename(&from, &to).with_context(|| format!("cannot move {}", from.display()))?;
         }

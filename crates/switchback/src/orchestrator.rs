@@ -1,0 +1,281 @@
+//! The whole orchestrator in one process: the scheduler feeds the decider, the decider
+//! persists and publishes, the renderer turns each new generation of active sites into
+//! phone files and swaps them in, the server answers phones and operators, and the
+//! flusher writes who fetched what to the store in batches.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use secrecy::ExposeSecret;
+use switchback_core::config::redact_url;
+use switchback_core::{Clock, Config, EngineState, Role, Rules, SystemClock};
+use switchback_monitor::scheduler::{self, Cadence, ConfigProber};
+use switchback_provisioning::fetch::FetchLog;
+use switchback_provisioning::{
+    write_generation, ActiveSites, Generation, Generations, Phone, RenderSettings,
+};
+use switchback_server::AppState;
+use switchback_store::{PhonesRevision, Store};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::decider::Decider;
+
+/// How often served-file records are written to the store.
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+/// How often the inventory is checked for an import made by another process.
+const PHONES_POLL: Duration = Duration::from_secs(3);
+/// How often old check history is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+#[derive(Debug)]
+pub struct Orchestrator {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub decider: Arc<Decider>,
+    pub generations: Arc<Generations>,
+    pub fetches: Arc<FetchLog>,
+    pub clock: Arc<dyn Clock>,
+    /// The inventory revision the current generation was rendered from.
+    rendered_revision: PhonesRevision,
+}
+
+impl Orchestrator {
+    /// Opens the store, resumes the persisted state and renders its generation, so
+    /// phones are served the right file before the first check finishes.
+    pub async fn open(config: Config) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let store = open_store(&config).await?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let names = [config.site_name(Role::Primary).to_owned(), config.site_name(Role::Backup).to_owned()];
+        let decider =
+            Decider::open(store.clone(), Rules::from(&config.monitor), clock.clone(), names).await?;
+        let state = decider.subscribe().borrow().clone();
+        // Read before the phones, so an import in between is noticed, not lost.
+        let rendered_revision = store.phones_revision().await?;
+        let phones = store.phones().await?;
+        let first = render(&config, &state, phones).await?;
+        tracing::info!(generation = first.number(), phones = first.phone_count(), "generation ready");
+        let first = Arc::new(first);
+        if let Some(dir) = &config.render.dir {
+            write_dir(dir.clone(), &first).await;
+        }
+        let fetches = Arc::new(FetchLog::default());
+        fetches.seed(store.fetch_records().await?.iter().map(|r| (r.mac, r.last())));
+        Ok(Self {
+            config,
+            store,
+            decider: Arc::new(decider),
+            generations: Arc::new(Generations::from_arc(first)),
+            fetches,
+            clock,
+            rendered_revision,
+        })
+    }
+
+    pub fn app_state(&self) -> AppState {
+        AppState {
+            generations: self.generations.clone(),
+            fetches: self.fetches.clone(),
+            engine: self.decider.subscribe(),
+            site_names: Arc::new([
+                self.config.site_name(Role::Primary).to_owned(),
+                self.config.site_name(Role::Backup).to_owned(),
+            ]),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// Runs everything until `shutdown`, then flushes what is pending.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        extra: Router,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let this = Arc::new(self);
+        tracing::info!(
+            listen = %listener.local_addr()?,
+            primary = this.config.site_name(Role::Primary),
+            backup = this.config.site_name(Role::Backup),
+            interval = %humantime::format_duration(this.config.monitor.interval),
+            "switchback running"
+        );
+        let router = switchback_server::router(this.app_state(), extra);
+        let server = tokio::spawn(switchback_server::serve(listener, router, shutdown.clone()));
+        let renderer = tokio::spawn(this.clone().follow_generations(shutdown.clone()));
+        let flusher = tokio::spawn(this.clone().flush_fetches(shutdown.clone()));
+        tokio::spawn(this.clone().prune_history(shutdown.clone()));
+
+        let prober = Arc::new(ConfigProber::new(this.config.clone()));
+        let decider = this.decider.clone();
+        scheduler::run(prober, this.clock.clone(), Cadence::from_config(&this.config), shutdown, |results| {
+            let decider = decider.clone();
+            async move {
+                decider.apply_round(results).await.unwrap_or_else(|err| {
+                    tracing::error!(error = %err, "round not applied");
+                    true
+                })
+            }
+        })
+        .await;
+
+        let served = server.await.context("server task")?;
+        let _ = renderer.await;
+        let _ = flusher.await;
+        this.store.close().await;
+        served.context("http server")?;
+        tracing::info!("switchback stopped");
+        Ok(())
+    }
+
+    /// Renders and swaps in a new generation whenever the active sites change (a new
+    /// generation number) or the inventory does (same number, new phones).
+    async fn follow_generations(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut engine = self.decider.subscribe();
+        let mut revision = self.rendered_revision;
+        let mut poll = tokio::time::interval(PHONES_POLL);
+        loop {
+            tokio::select! {
+                changed = engine.changed() => if changed.is_err() { return },
+                _ = poll.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let state = engine.borrow_and_update().clone();
+            let now_revision = match self.store.phones_revision().await {
+                Ok(now) => now,
+                Err(err) => {
+                    tracing::warn!(error = %err, "phone inventory not checked");
+                    revision
+                }
+            };
+            let current = self.generations.current();
+            if state.generation == current.number() && now_revision == revision {
+                continue;
+            }
+            match self.rerender(&state, now_revision).await {
+                Ok(()) => revision = now_revision,
+                Err(err) => tracing::error!(error = %format!("{err:#}"), "generation not rendered"),
+            }
+        }
+    }
+
+    async fn rerender(&self, state: &EngineState, revision: PhonesRevision) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let phones = self.store.phones().await?;
+        let next = render(&self.config, state, phones).await?;
+        let (number, phones, sites) = (next.number(), next.phone_count(), next.sites().clone());
+        let old = self.generations.swap(next);
+        tracing::info!(
+            generation = number,
+            sip_site = %sites.sip.site,
+            stun_site = %sites.stun.site,
+            phones,
+            inventory = revision.count,
+            took_ms = started.elapsed().as_millis() as u64,
+            "generation swapped"
+        );
+        // Freeing 100,000 old files takes tens of milliseconds: not on an async thread.
+        tokio::task::spawn_blocking(move || drop(old));
+        if let Some(dir) = &self.config.render.dir {
+            write_dir(dir.clone(), &self.generations.current()).await;
+        }
+        Ok(())
+    }
+
+    async fn flush_fetches(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        loop {
+            let stopping = tokio::select! {
+                _ = tick.tick() => false,
+                () = shutdown.cancelled() => true,
+            };
+            let batch = self.fetches.take_pending();
+            if !batch.is_empty() {
+                if let Err(err) = self.store.record_fetches(&batch).await {
+                    tracing::warn!(error = %err, pending = batch.len(), "phone fetches not recorded yet");
+                    self.fetches.requeue(batch);
+                }
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    async fn prune_history(self: Arc<Self>, shutdown: CancellationToken) {
+        let retention =
+            chrono::Duration::from_std(self.config.store.check_retention).unwrap_or(chrono::TimeDelta::MAX);
+        loop {
+            match self.store.prune_checks(self.clock.now() - retention).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "check history pruned"),
+                Err(err) => tracing::warn!(error = %err, "check history not pruned"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(PRUNE_EVERY) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+}
+
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.store.url.expose_secret();
+    switchback_store::connect(url).await.with_context(|| format!("cannot open the store {}", redact_url(url)))
+}
+
+/// Renders every phone for the state's active sites, off the async threads.
+pub async fn render(config: &Config, state: &EngineState, phones: Vec<Phone>) -> anyhow::Result<Generation> {
+    let sites = ActiveSites::from_config(config, |route| state.active(route));
+    let settings = RenderSettings::from_config(config);
+    let number = state.generation;
+    let generation =
+        tokio::task::spawn_blocking(move || Generation::render(number, &sites, &settings, &phones)).await??;
+    Ok(generation)
+}
+
+async fn write_dir(dir: std::path::PathBuf, generation: &Arc<Generation>) {
+    let generation = generation.clone();
+    let number = generation.number();
+    let shown = dir.display().to_string();
+    match tokio::task::spawn_blocking(move || write_generation(&dir, &generation)).await {
+        Ok(Ok(report)) => tracing::info!(
+            generation = number,
+            dir = %shown,
+            written = report.written,
+            unchanged = report.unchanged,
+            removed = report.removed,
+            "render dir updated"
+        ),
+        Ok(Err(err)) => {
+            tracing::error!(generation = number, dir = %shown, error = %err, "render dir not updated")
+        }
+        Err(err) => {
+            tracing::error!(generation = number, dir = %shown, error = %err, "render dir writer crashed")
+        }
+    }
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+pub async fn cancel_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}
