@@ -308,6 +308,8 @@ impl Switchback {
             .arg("run")
             .arg("--config")
             .arg(&self.config)
+            // Plain text, so that a test can grep `route="sip"` (tracing colours by default).
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -444,6 +446,7 @@ pub async fn check(binary: impl AsRef<Path>, config: &Path) -> anyhow::Result<Ch
         .arg("check")
         .arg("--config")
         .arg(config)
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();

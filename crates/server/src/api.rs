@@ -1,12 +1,22 @@
-//! `/api/status` (the JSON of SPEC.md) and `/healthz`.
+//! The read API: `/api/status` (the JSON of SPEC.md, plus convergence and recent
+//! checks), `/api/events`, `/api/phones`, `/api/openapi.json`, and `/healthz`.
 
-use axum::extract::State;
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchback_core::{Route, ServiceId};
+use switchback_provisioning::{Mac, Vendor};
 
+use crate::error::ApiError;
 use crate::AppState;
+
+/// How many recent checks each service shows.
+const RECENT_CHECKS: u32 = 20;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -16,6 +26,8 @@ pub struct Status {
     pub phones: Phones,
     /// Every probe of both sites failed in the latest round.
     pub monitor_blind: bool,
+    /// `switchback demo` is running: the dashboard offers break and mend buttons.
+    pub demo: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -43,15 +55,35 @@ pub struct ServiceStatus {
     pub checked_at: Option<DateTime<Utc>>,
     pub latency_ms: Option<u64>,
     pub reason: Option<String>,
+    /// The latest checks, newest first.
+    pub recent: Vec<RecentCheck>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RecentCheck {
+    pub healthy: bool,
+    pub checked_at: DateTime<Utc>,
+    pub latency_ms: Option<u64>,
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Phones {
     pub total: usize,
     pub on_current_generation: usize,
+    pub by_vendor: HashMap<Vendor, VendorCount>,
+    /// Phones not seen for more than three poll intervals (or never).
+    pub stale: usize,
+    pub stale_after_seconds: u64,
 }
 
-pub async fn status(State(state): State<AppState>) -> Json<Status> {
+#[derive(Debug, Default, Serialize)]
+pub struct VendorCount {
+    pub total: usize,
+    pub on_current_generation: usize,
+}
+
+pub async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
     let engine = state.engine.borrow().clone();
     let generation = state.generations.current();
     let route = |route: Route| {
@@ -65,31 +97,209 @@ pub async fn status(State(state): State<AppState>) -> Json<Status> {
             mode: r.mode.as_str(),
         }
     };
-    let services = ServiceId::all()
-        .map(|service| {
-            let track = engine.service(service);
-            ServiceStatus {
-                site: state.site_name(service.role).to_owned(),
-                role: service.role.as_str(),
-                kind: service.kind.as_str(),
-                healthy: track.healthy,
-                checked_at: track.checked_at,
-                latency_ms: track.latency_ms,
-                reason: track.reason.clone(),
-            }
-        })
-        .collect();
-    Json(Status {
+    let mut services = Vec::new();
+    for service in ServiceId::all() {
+        let track = engine.service(service);
+        let recent = state.store.recent_checks(service, RECENT_CHECKS).await?;
+        services.push(ServiceStatus {
+            site: state.site_name(service.role).to_owned(),
+            role: service.role.as_str(),
+            kind: service.kind.as_str(),
+            healthy: track.healthy,
+            checked_at: track.checked_at,
+            latency_ms: track.latency_ms,
+            reason: track.reason.clone(),
+            recent: recent
+                .into_iter()
+                .map(|c| RecentCheck {
+                    healthy: c.healthy,
+                    checked_at: c.checked_at,
+                    latency_ms: c.latency.map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX)),
+                    reason: c.reason,
+                })
+                .collect(),
+        });
+    }
+    Ok(Json(Status {
         generation: generation.number(),
         routes: Routes { sip: route(Route::Sip), stun: route(Route::Stun) },
         services,
-        phones: Phones {
-            total: generation.phone_count(),
-            on_current_generation: state.fetches.on_generation(generation.number()),
-        },
+        phones: convergence(&state, &generation),
         monitor_blind: engine.blind,
-    })
+        demo: state.demo,
+    }))
 }
+
+fn stale_before(state: &AppState) -> DateTime<Utc> {
+    state.clock.now() - chrono::Duration::from_std(state.poll_interval * 3).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+fn convergence(state: &AppState, generation: &switchback_provisioning::Generation) -> Phones {
+    let current = generation.number();
+    let stale_before = stale_before(state);
+    let mut by_vendor: HashMap<Vendor, VendorCount> =
+        Vendor::ALL.into_iter().map(|v| (v, VendorCount::default())).collect();
+    let mut stale = 0;
+    for (name, _) in generation.phone_files() {
+        let Some(mac) = name.mac() else { continue };
+        let last = state.fetches.latest(mac);
+        let count = by_vendor.entry(name.vendor()).or_default();
+        count.total += 1;
+        if last.is_some_and(|l| l.generation == current) {
+            count.on_current_generation += 1;
+        }
+        if last.is_none_or(|l| l.at < stale_before) {
+            stale += 1;
+        }
+    }
+    Phones {
+        total: generation.phone_count(),
+        on_current_generation: by_vendor.values().map(|c| c.on_current_generation).sum(),
+        by_vendor,
+        stale,
+        stale_after_seconds: (state.poll_interval * 3).as_secs(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Events with ids below this one (the `next_before` of the previous page).
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: &'static str,
+    pub route: Option<Route>,
+    pub site: Option<String>,
+    pub service: Option<&'static str>,
+    pub from: Option<&'static str>,
+    pub to: Option<&'static str>,
+    pub active_site: Option<String>,
+    pub reason: String,
+    pub actor: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventsPage {
+    pub events: Vec<EventView>,
+    /// Pass as `before` for the next (older) page; `null` on the last page.
+    pub next_before: Option<i64>,
+}
+
+const MAX_PAGE: u32 = 500;
+
+pub async fn events(
+    State(state): State<AppState>,
+    Query(query): Query<EventsQuery>,
+) -> Result<Json<EventsPage>, ApiError> {
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let stored = state.store.events(query.before, limit).await?;
+    let next_before = if stored.len() == limit as usize { stored.last().map(|e| e.id) } else { None };
+    let events = stored
+        .into_iter()
+        .map(|stored| {
+            let e = stored.event;
+            EventView {
+                id: stored.id,
+                at: e.at,
+                kind: e.kind.as_str(),
+                route: e.route,
+                site: e.service.map(|s| state.site_name(s.role).to_owned()),
+                service: e.service.map(|s| s.kind.as_str()),
+                from: e.from.map(|s| s.as_str()),
+                to: e.to.map(|s| s.as_str()),
+                active_site: e.active.map(|r| state.site_name(r).to_owned()),
+                reason: e.reason,
+                actor: e.actor,
+            }
+        })
+        .collect();
+    Ok(Json(EventsPage { events, next_before }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhonesQuery {
+    /// `true`: only phones not seen for more than three poll intervals.
+    stale: Option<bool>,
+    /// Only phones whose latest fetch was of this generation.
+    generation: Option<u64>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PhoneView {
+    pub mac: Mac,
+    pub vendor: Vendor,
+    pub model: String,
+    pub display_name: String,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub last_generation: Option<u64>,
+    pub source: Option<String>,
+    pub user_agent: Option<String>,
+    pub on_current_generation: bool,
+    pub stale: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PhonesPage {
+    /// Phones matching the filter, before paging.
+    pub total: usize,
+    pub offset: usize,
+    pub phones: Vec<PhoneView>,
+}
+
+pub async fn phones(
+    State(state): State<AppState>,
+    Query(query): Query<PhonesQuery>,
+) -> Result<Json<PhonesPage>, ApiError> {
+    let current = state.generations.current().number();
+    let stale_before = stale_before(&state);
+    let records: HashMap<Mac, switchback_store::FetchRecord> =
+        state.store.fetch_records().await?.into_iter().map(|r| (r.mac, r)).collect();
+    let matching: Vec<PhoneView> = state
+        .store
+        .phones()
+        .await?
+        .into_iter()
+        .map(|phone| {
+            let last = state.fetches.latest(phone.mac);
+            let record = records.get(&phone.mac);
+            PhoneView {
+                mac: phone.mac,
+                vendor: phone.vendor,
+                model: phone.model,
+                display_name: phone.display_name,
+                last_seen: last.map(|l| l.at),
+                last_generation: last.map(|l| l.generation),
+                source: record.map(|r| r.source.to_string()),
+                user_agent: record.map(|r| r.user_agent.clone()),
+                on_current_generation: last.is_some_and(|l| l.generation == current),
+                stale: last.is_none_or(|l| l.at < stale_before),
+            }
+        })
+        .filter(|p| query.stale.is_none_or(|want| p.stale == want))
+        .filter(|p| query.generation.is_none_or(|g| p.last_generation == Some(g)))
+        .collect();
+    let offset = query.offset.unwrap_or(0);
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE as usize);
+    let total = matching.len();
+    let phones = matching.into_iter().skip(offset).take(limit).collect();
+    Ok(Json(PhonesPage { total, offset, phones }))
+}
+
+/// The machine-readable description of this API.
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 pub async fn healthz() -> &'static str {
     "ok\n"

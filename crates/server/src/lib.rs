@@ -1,21 +1,35 @@
-//! switchback's one HTTP listener: phone files under `/prov/`, the status API and
-//! liveness. Reads the current generation and engine state; knows no SQL.
+//! switchback's one HTTP listener: phone files under `/prov/`, the ops dashboard, the
+//! operator and read APIs, metrics and liveness. Reads the current generation and
+//! engine state, asks the [`Control`] to act, and the [`Store`] trait for history;
+//! knows no SQL.
 
 mod api;
+mod auth;
+mod control;
+mod dashboard;
+mod error;
+mod metrics;
 mod middleware;
+mod operator;
 mod prov;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use switchback_core::{Clock, EngineState, Role};
 use switchback_provisioning::fetch::FetchLog;
 use switchback_provisioning::Generations;
+use switchback_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+pub use auth::Auth;
+pub use control::{Control, ControlError};
+pub use metrics::Metrics;
 
 /// What every handler can see. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -26,6 +40,14 @@ pub struct AppState {
     /// Site names, primary first.
     pub site_names: Arc<[String; 2]>,
     pub clock: Arc<dyn Clock>,
+    pub control: Arc<dyn Control>,
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<Auth>,
+    pub metrics: Arc<Metrics>,
+    /// How often phones poll; a phone unseen for three of these is stale.
+    pub poll_interval: Duration,
+    /// `switchback demo`: the dashboard shows break and mend buttons.
+    pub demo: bool,
 }
 
 impl AppState {
@@ -38,7 +60,16 @@ impl AppState {
 pub fn router(state: AppState, extra: Router) -> Router {
     let routes = Router::new()
         .route("/prov/{vendor}/{file}", get(prov::phone_file))
+        .route("/", get(dashboard::page))
+        .route("/assets/{file}", get(dashboard::asset))
+        .route("/login", post(operator::login))
+        .route("/logout", post(operator::logout))
         .route("/api/status", get(api::status))
+        .route("/api/events", get(api::events))
+        .route("/api/phones", get(api::phones))
+        .route("/api/openapi.json", get(api::openapi))
+        .route("/api/routes/{route}/{action}", post(operator::act))
+        .route("/metrics", get(metrics::scrape))
         .route("/healthz", get(api::healthz))
         .fallback(prov::not_found)
         .with_state(state)

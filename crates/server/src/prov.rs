@@ -18,9 +18,15 @@ pub async fn phone_file(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(name) = FileName::parse(&vendor, &file) else { return not_found().await };
+    let Some(name) = FileName::parse(&vendor, &file) else {
+        state.metrics.fetched("unknown", 404);
+        return not_found().await;
+    };
     let generation = state.generations.current();
-    let Some(found) = generation.get(name) else { return not_found().await };
+    let Some(found) = generation.get(name) else {
+        state.metrics.fetched(name.vendor().as_str(), 404);
+        return not_found().await;
+    };
 
     if let Some(mac) = name.mac() {
         let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -41,8 +47,10 @@ pub async fn phone_file(
         .is_some_and(|v| found.etag_matches(v));
     let common = [(header::ETAG, etag), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))];
     if not_modified {
+        state.metrics.fetched(name.vendor().as_str(), 304);
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }
+    state.metrics.fetched(name.vendor().as_str(), 200);
     let content_type = HeaderValue::from_static(found.content_type());
     (common, [(header::CONTENT_TYPE, content_type)], found.bytes().clone()).into_response()
 }

@@ -7,6 +7,7 @@ use switchback_core::engine::OperatorError;
 use switchback_core::{
     Action, CheckResult, Clock, EngineState, Event, EventKind, Route, RouteState, Rules, Step,
 };
+use switchback_server::{Control, ControlError, Metrics};
 use switchback_store::Store;
 use tokio::sync::{watch, Mutex};
 
@@ -16,6 +17,7 @@ pub struct Decider {
     rules: Rules,
     clock: Arc<dyn Clock>,
     site_names: [String; 2],
+    metrics: Arc<Metrics>,
     /// Held across a step and its save, so rounds and operator actions never interleave.
     state: Mutex<EngineState>,
     published: watch::Sender<EngineState>,
@@ -36,13 +38,14 @@ impl Decider {
         rules: Rules,
         clock: Arc<dyn Clock>,
         site_names: [String; 2],
+        metrics: Arc<Metrics>,
     ) -> Result<Self, DecideError> {
         let state = match store.load_state().await? {
             Some(state) => state,
             None => EngineState::new(clock.now()),
         };
         let (published, _) = watch::channel(state.clone());
-        Ok(Self { store, rules, clock, site_names, state: Mutex::new(state), published })
+        Ok(Self { store, rules, clock, site_names, metrics, state: Mutex::new(state), published })
     }
 
     /// The current state, and every change to it.
@@ -52,6 +55,7 @@ impl Decider {
 
     /// Applies a round of checks; answers whether the scheduler should re-check soon.
     pub async fn apply_round(&self, results: Vec<CheckResult>) -> Result<bool, DecideError> {
+        self.metrics.observe_checks(&results);
         let mut state = self.state.lock().await;
         let step = state.step(&results, &self.rules, self.clock.now());
         self.commit(&mut state, step, &results).await?;
@@ -59,7 +63,6 @@ impl Decider {
     }
 
     /// Applies an operator action.
-    #[allow(dead_code)] // the operator API arrives with the dashboard work
     pub async fn operate(
         &self,
         route: Route,
@@ -81,6 +84,7 @@ impl Decider {
         self.store.save_step(&step.next, checks, &step.events).await?;
         *state = step.next;
         self.published.send_replace(state.clone());
+        self.metrics.observe_events(&step.events);
         for event in &step.events {
             self.log(event);
         }
@@ -117,5 +121,21 @@ impl Decider {
             }
             _ => tracing::warn!(route, site, service, reason, "{message}"),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl Control for Decider {
+    async fn operate(
+        &self,
+        route: Route,
+        action: Action,
+        actor: &str,
+        why: &str,
+    ) -> Result<(), ControlError> {
+        Decider::operate(self, route, action, actor, why).await.map_err(|err| match err {
+            DecideError::Operator(refused) => ControlError::Refused(refused.to_string()),
+            DecideError::Store(store) => ControlError::Unavailable(store.to_string()),
+        })
     }
 }

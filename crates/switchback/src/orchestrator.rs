@@ -16,7 +16,7 @@ use switchback_provisioning::fetch::FetchLog;
 use switchback_provisioning::{
     write_generation, ActiveSites, Generation, Generations, Phone, RenderSettings,
 };
-use switchback_server::AppState;
+use switchback_server::{AppState, Auth, Metrics};
 use switchback_store::{PhonesRevision, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +38,10 @@ pub struct Orchestrator {
     pub generations: Arc<Generations>,
     pub fetches: Arc<FetchLog>,
     pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub auth: Arc<Auth>,
+    /// `switchback demo`: the dashboard shows break and mend buttons.
+    pub demo: bool,
     /// The inventory revision the current generation was rendered from.
     rendered_revision: PhonesRevision,
 }
@@ -50,8 +54,11 @@ impl Orchestrator {
         let store = open_store(&config).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let names = [config.site_name(Role::Primary).to_owned(), config.site_name(Role::Backup).to_owned()];
-        let decider =
-            Decider::open(store.clone(), Rules::from(&config.monitor), clock.clone(), names).await?;
+        let metrics = Arc::new(Metrics::new(names.clone()));
+        let rules = Rules::from(&config.monitor);
+        let decider = Decider::open(store.clone(), rules, clock.clone(), names, metrics.clone()).await?;
+        let secure_cookie = config.server.public_url.scheme() == "https";
+        let auth = Arc::new(Auth::new(config.server.admin_token.clone(), secure_cookie));
         let state = decider.subscribe().borrow().clone();
         // Read before the phones, so an import in between is noticed, not lost.
         let rendered_revision = store.phones_revision().await?;
@@ -71,6 +78,9 @@ impl Orchestrator {
             generations: Arc::new(Generations::from_arc(first)),
             fetches,
             clock,
+            metrics,
+            auth,
+            demo: false,
             rendered_revision,
         })
     }
@@ -85,6 +95,12 @@ impl Orchestrator {
                 self.config.site_name(Role::Backup).to_owned(),
             ]),
             clock: self.clock.clone(),
+            control: self.decider.clone(),
+            store: self.store.clone(),
+            auth: self.auth.clone(),
+            metrics: self.metrics.clone(),
+            poll_interval: self.config.phones.poll_interval,
+            demo: self.demo,
         }
     }
 

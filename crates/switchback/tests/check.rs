@@ -218,9 +218,9 @@ async fn bad_config_exits_2_naming_the_key_and_probes_nothing() {
     let site =
         |w: &[Tripwire]| SiteAddrs::new(w[0].addr, format!("mysql://root@{}/voip", w[1].addr), w[2].addr);
     let builder = ConfigBuilder::new(site(&wires[..3]), site(&wires[3..]));
-    let cases = [
-        ("unknown key", "retries = 1\n", "retries = 1\nretry_delay = \"1s\"\n", ["monitor", "retry_delay"]),
-        ("two primaries", "role = \"backup\"", "role = \"primary\"", ["sites", "primary"]),
+    let cases: [(&str, &str, &str, &[&str]); 2] = [
+        ("unknown key", "retries = 1\n", "retries = 1\nretry_delay = \"1s\"\n", &["`monitor.retry_delay`"]),
+        ("two primaries", "role = \"backup\"", "role = \"primary\"", &["`sites`", "role = \"primary\""]),
     ];
     for (what, from, to, named) in cases {
         let config = builder.write().unwrap();
@@ -231,7 +231,7 @@ async fn bad_config_exits_2_naming_the_key_and_probes_nothing() {
         let run = check(BINARY, config.path()).await.unwrap();
         show(what, &run);
         assert_eq!(run.code, Some(2), "{what}");
-        for name in named {
+        for name in named.iter().copied() {
             assert!(run.stderr.contains(name), "{what}: stderr does not name `{name}`: {}", run.stderr);
         }
         assert_eq!(run.stdout, "", "{what}: printed something besides the error");

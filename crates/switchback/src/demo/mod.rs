@@ -76,7 +76,8 @@ pub async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     store.import_phones(&phones).await.context("cannot load the sample phones")?;
     store.close().await;
-    let orchestrator = Orchestrator::open(config).await?;
+    let mut orchestrator = Orchestrator::open(config).await?;
+    orchestrator.demo = true;
     let lab: Lab = Arc::new(lab);
     let routes = Router::new()
         .route("/demo", get(show))
