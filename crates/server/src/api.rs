@@ -28,6 +28,8 @@ pub struct Status {
     pub monitor_blind: bool,
     /// `switchback demo` is running: the dashboard offers break and mend buttons.
     pub demo: bool,
+    /// Webhook deliveries by status.
+    pub alerts: switchback_store::AlertCounts,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,6 +129,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
         phones: convergence(&state, &generation),
         monitor_blind: engine.blind,
         demo: state.demo,
+        alerts: state.store.alert_counts().await?,
     }))
 }
 
@@ -303,4 +306,54 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 pub async fn healthz() -> &'static str {
     "ok\n"
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsQuery {
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AlertView {
+    pub id: i64,
+    pub webhook: String,
+    pub status: switchback_store::AlertStatus,
+    pub kind: &'static str,
+    pub event_id: i64,
+    pub reason: String,
+    pub attempts: u32,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// The latest webhook deliveries, newest first: pending, delivered and failed.
+pub async fn alerts(
+    State(state): State<AppState>,
+    Query(query): Query<AlertsQuery>,
+) -> Result<Json<Vec<AlertView>>, ApiError> {
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let alerts = state.store.recent_alerts(limit).await?;
+    Ok(Json(
+        alerts
+            .into_iter()
+            .map(|a| AlertView {
+                id: a.id,
+                webhook: a.webhook,
+                status: a.status,
+                kind: a.event.event.kind.as_str(),
+                event_id: a.event.id,
+                reason: a.event.event.reason,
+                attempts: a.attempts,
+                last_status: a.last_status,
+                last_error: a.last_error,
+                created_at: a.created_at,
+                next_attempt_at: a.next_attempt_at,
+                finished_at: a.finished_at,
+            })
+            .collect(),
+    ))
 }

@@ -67,6 +67,7 @@ pub fn router(state: AppState, extra: Router) -> Router {
         .route("/api/status", get(api::status))
         .route("/api/events", get(api::events))
         .route("/api/phones", get(api::phones))
+        .route("/api/alerts", get(api::alerts))
         .route("/api/openapi.json", get(api::openapi))
         .route("/api/routes/{route}/{action}", post(operator::act))
         .route("/metrics", get(metrics::scrape))

@@ -62,6 +62,12 @@ pub struct Metrics {
     phones_on_current: Gauge,
     phone_fetches: Family<FetchLabels, Counter>,
     fetches_dropped: Gauge,
+    alerts: Family<AlertLabels, Gauge>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    status: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -93,6 +99,7 @@ impl Metrics {
             phones_on_current: Gauge::default(),
             phone_fetches: Family::default(),
             fetches_dropped: Gauge::default(),
+            alerts: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -133,6 +140,11 @@ impl Metrics {
             "switchback_phone_fetch_records_dropped",
             "Fetch records lost because the store was unreachable too long",
             m.fetches_dropped.clone(),
+        );
+        registry.register(
+            "switchback_alerts",
+            "Webhook deliveries in the outbox, by status",
+            m.alerts.clone(),
         );
         Self { registry, ..m }
     }
@@ -211,6 +223,17 @@ pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
     m.phones_on_current.set(i64::try_from(on_current).unwrap_or(i64::MAX));
     m.fetches_dropped.set(i64::try_from(state.fetches.dropped()).unwrap_or(i64::MAX));
 
+    match state.store.alert_counts().await {
+        Ok(counts) => {
+            for (status, n) in
+                [("pending", counts.pending), ("delivered", counts.delivered), ("failed", counts.failed)]
+            {
+                let labels = AlertLabels { status: status.to_owned() };
+                m.alerts.get_or_create(&labels).set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "alert counts unavailable for metrics"),
+    }
     let mut body = String::new();
     if let Err(err) = prometheus_client::encoding::text::encode(&mut body, &m.registry) {
         tracing::error!(error = %err, "metrics not encoded");

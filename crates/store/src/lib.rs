@@ -49,6 +49,55 @@ pub struct PhonesRevision {
     pub updated_at_micros: i64,
 }
 
+/// An alert to queue with a step: for the step's event number `event_index`, to the
+/// webhook named `webhook`, while the engine was at `generation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueue {
+    pub event_index: usize,
+    pub webhook: String,
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    Pending,
+    Delivered,
+    /// Refused for good (a 4xx other than 408/429): shown, never retried.
+    Failed,
+}
+
+/// One alert of the outbox, with the event it tells of. `id` is stable across retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxAlert {
+    pub id: i64,
+    pub webhook: String,
+    pub generation: u64,
+    pub status: AlertStatus,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub event: StoredEvent,
+}
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertDelivery {
+    Delivered { status: u16 },
+    Retry { status: Option<u16>, error: String, next_attempt_at: DateTime<Utc> },
+    Failed { status: Option<u16>, error: String },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AlertCounts {
+    pub pending: u64,
+    pub delivered: u64,
+    pub failed: u64,
+}
+
 /// Everything switchback keeps. Shared as an `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
@@ -65,7 +114,38 @@ pub trait Store: Send + Sync + fmt::Debug {
         next: &EngineState,
         checks: &[CheckResult],
         events: &[Event],
+    ) -> Result<Vec<i64>, StoreError> {
+        self.save_step_with_alerts(next, checks, events, &[]).await
+    }
+
+    /// [`save_step`](Store::save_step), also queueing `alerts` for its events in the
+    /// same transaction: an event is never stored without its alerts, nor the reverse.
+    async fn save_step_with_alerts(
+        &self,
+        next: &EngineState,
+        checks: &[CheckResult],
+        events: &[Event],
+        alerts: &[Enqueue],
     ) -> Result<Vec<i64>, StoreError>;
+
+    /// Pending alerts whose next attempt is due by `now`, oldest first.
+    async fn due_alerts(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<OutboxAlert>, StoreError>;
+
+    /// When the earliest pending alert is due, if any is pending.
+    async fn next_alert_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Records a delivery attempt of a pending alert; a delivered alert never changes again.
+    async fn record_delivery(
+        &self,
+        id: i64,
+        delivery: &AlertDelivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    async fn alert_counts(&self) -> Result<AlertCounts, StoreError>;
+
+    /// The latest alerts in any status, newest first.
+    async fn recent_alerts(&self, limit: u32) -> Result<Vec<OutboxAlert>, StoreError>;
 
     /// A service's latest `limit` check results, newest first.
     async fn recent_checks(&self, service: ServiceId, limit: u32) -> Result<Vec<CheckResult>, StoreError>;

@@ -17,9 +17,12 @@ use switchback_core::engine::{EngineState, Event};
 use switchback_core::model::{CheckResult, ServiceId};
 
 use crate::error::StoreError;
-use crate::tables::{checks, events, phones, state};
+use crate::tables::{checks, events, outbox, phones, state};
 use crate::url::{Backend, StoreUrl};
-use crate::{FetchRecord, PhoneImport, PhonesRevision, Store, StoredEvent};
+use crate::{
+    AlertCounts, AlertDelivery, Enqueue, FetchRecord, OutboxAlert, PhoneImport, PhonesRevision, Store,
+    StoredEvent,
+};
 use switchback_provisioning::fetch::PhoneFetch;
 use switchback_provisioning::Phone;
 
@@ -157,19 +160,46 @@ impl Store for SqlStore {
         Ok(loaded)
     }
 
-    async fn save_step(
+    async fn save_step_with_alerts(
         &self,
         next: &EngineState,
         checks: &[CheckResult],
         events: &[Event],
+        alerts: &[Enqueue],
     ) -> Result<Vec<i64>, StoreError> {
         // Dropping `tx` on an early return rolls everything back.
         let mut tx = self.begin_write().await?;
         state::save(&mut tx, next).await?;
         checks::insert(&mut tx, checks).await?;
         let ids = events::insert(&mut tx, events).await?;
+        outbox::enqueue(&mut tx, &ids, alerts, Utc::now()).await?;
         tx.commit().await.map_err(StoreError::query("commit step"))?;
         Ok(ids)
+    }
+
+    async fn due_alerts(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<OutboxAlert>, StoreError> {
+        outbox::due(&self.pool, now, limit).await
+    }
+
+    async fn next_alert_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        outbox::next_due(&self.pool).await
+    }
+
+    async fn record_delivery(
+        &self,
+        id: i64,
+        delivery: &AlertDelivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        outbox::record(&self.pool, id, delivery, now).await
+    }
+
+    async fn alert_counts(&self) -> Result<AlertCounts, StoreError> {
+        outbox::counts(&self.pool).await
+    }
+
+    async fn recent_alerts(&self, limit: u32) -> Result<Vec<OutboxAlert>, StoreError> {
+        outbox::recent(&self.pool, limit).await
     }
 
     async fn import_phones(&self, list: &[Phone]) -> Result<PhoneImport, StoreError> {

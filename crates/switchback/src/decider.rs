@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
+use switchback_core::config::AlertConfig;
 use switchback_core::engine::OperatorError;
 use switchback_core::{
     Action, CheckResult, Clock, EngineState, Event, EventKind, Route, RouteState, Rules, Step,
 };
 use switchback_server::{Control, ControlError, Metrics};
 use switchback_store::Store;
-use tokio::sync::{watch, Mutex};
+use tokio::sync::{watch, Mutex, Notify};
 
 #[derive(Debug)]
 pub struct Decider {
@@ -18,6 +19,9 @@ pub struct Decider {
     clock: Arc<dyn Clock>,
     site_names: [String; 2],
     metrics: Arc<Metrics>,
+    webhooks: Vec<AlertConfig>,
+    /// Wakes the alert sender when a step queued alerts.
+    alert_wake: Arc<Notify>,
     /// Held across a step and its save, so rounds and operator actions never interleave.
     state: Mutex<EngineState>,
     published: watch::Sender<EngineState>,
@@ -39,13 +43,25 @@ impl Decider {
         clock: Arc<dyn Clock>,
         site_names: [String; 2],
         metrics: Arc<Metrics>,
+        webhooks: Vec<AlertConfig>,
+        alert_wake: Arc<Notify>,
     ) -> Result<Self, DecideError> {
         let state = match store.load_state().await? {
             Some(state) => state,
             None => EngineState::new(clock.now()),
         };
         let (published, _) = watch::channel(state.clone());
-        Ok(Self { store, rules, clock, site_names, metrics, state: Mutex::new(state), published })
+        Ok(Self {
+            store,
+            rules,
+            clock,
+            site_names,
+            metrics,
+            webhooks,
+            alert_wake,
+            state: Mutex::new(state),
+            published,
+        })
     }
 
     /// The current state, and every change to it.
@@ -75,13 +91,24 @@ impl Decider {
         self.commit(&mut state, step, &[]).await
     }
 
+    /// Records an event that the rules did not make (convergence), with its alerts.
+    pub async fn note(&self, event: Event) -> Result<(), DecideError> {
+        let mut state = self.state.lock().await;
+        let step = Step { next: state.clone(), events: vec![event] };
+        self.commit(&mut state, step, &[]).await
+    }
+
     async fn commit(
         &self,
         state: &mut EngineState,
         step: Step,
         checks: &[CheckResult],
     ) -> Result<(), DecideError> {
-        self.store.save_step(&step.next, checks, &step.events).await?;
+        let alerts = switchback_alerts::plan(state, step.next.generation, &step.events, &self.webhooks);
+        self.store.save_step_with_alerts(&step.next, checks, &step.events, &alerts).await?;
+        if !alerts.is_empty() {
+            self.alert_wake.notify_one();
+        }
         *state = step.next;
         self.published.send_replace(state.clone());
         self.metrics.observe_events(&step.events);

@@ -1,6 +1,7 @@
 //! The `switchback` binary: command-line parsing and wiring. Business rules live in
 //! the library crates; this crate only connects them.
 
+mod alerts;
 mod check;
 mod decider;
 mod demo;
@@ -40,6 +41,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// On-call webhooks.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
     /// Manage the phone inventory.
     Phones {
         #[command(subcommand)]
@@ -55,6 +61,15 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum AlertsCommand {
+    /// Send a test alert to every webhook and report each answer; exit 1 if any failed.
+    Test {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum PhonesCommand {
     /// Load phones from a CSV file (header: mac,vendor,model,display_name,user_id,auth_id,password),
     /// all or nothing; a known MAC is updated.
@@ -66,7 +81,7 @@ enum PhonesCommand {
     },
 }
 
-/// Exit code for a primary service found down by `check`.
+/// Exit code for a primary service found down by `check`, or a webhook refusing `alerts test`.
 const EXIT_PRIMARY_DOWN: u8 = 1;
 /// Exit code for a bad config or any other failure (clap uses the same for bad usage).
 const EXIT_ERROR: u8 = 2;
@@ -80,6 +95,10 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
+            Command::Alerts { command: AlertsCommand::Test { config } } => {
+                let all_ok = alerts::test(load(&config)?).await?;
+                Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PRIMARY_DOWN) })
+            }
             Command::Demo { listen } => demo::demo(listen).await.map(|()| ExitCode::SUCCESS),
             Command::Phones { command: PhonesCommand::Import { config, csv } } => {
                 phones::import(load(&config)?, &csv).await.map(|()| ExitCode::SUCCESS)
@@ -109,5 +128,7 @@ fn fail(err: &anyhow::Error) -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBACK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let colour =
+        std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr).init();
 }

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use axum::Router;
 use secrecy::ExposeSecret;
+use switchback_alerts::Sender;
 use switchback_core::config::redact_url;
 use switchback_core::{Clock, Config, EngineState, Role, Rules, SystemClock};
+use switchback_core::{Event, EventKind};
 use switchback_monitor::scheduler::{self, Cadence, ConfigProber};
 use switchback_provisioning::fetch::FetchLog;
 use switchback_provisioning::{
@@ -27,6 +29,10 @@ use crate::decider::Decider;
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
 /// How often the inventory is checked for an import made by another process.
 const PHONES_POLL: Duration = Duration::from_secs(3);
+/// How often convergence on a new generation is checked.
+const CONVERGENCE_POLL: Duration = Duration::from_secs(2);
+/// The share of phones that must have fetched a new generation for it to count as converged.
+const CONVERGED_SHARE: f64 = 0.95;
 /// How often old check history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -44,6 +50,7 @@ pub struct Orchestrator {
     pub demo: bool,
     /// The inventory revision the current generation was rendered from.
     rendered_revision: PhonesRevision,
+    sender: Sender,
 }
 
 impl Orchestrator {
@@ -56,7 +63,18 @@ impl Orchestrator {
         let names = [config.site_name(Role::Primary).to_owned(), config.site_name(Role::Backup).to_owned()];
         let metrics = Arc::new(Metrics::new(names.clone()));
         let rules = Rules::from(&config.monitor);
-        let decider = Decider::open(store.clone(), rules, clock.clone(), names, metrics.clone()).await?;
+        let client = switchback_alerts::sender::client().context("cannot build the webhook HTTP client")?;
+        let sender = Sender::new(store.clone(), client, config.alerts.clone(), names.clone(), clock.clone());
+        let decider = Decider::open(
+            store.clone(),
+            rules,
+            clock.clone(),
+            names,
+            metrics.clone(),
+            config.alerts.clone(),
+            sender.waker(),
+        )
+        .await?;
         let secure_cookie = config.server.public_url.scheme() == "https";
         let auth = Arc::new(Auth::new(config.server.admin_token.clone(), secure_cookie));
         let state = decider.subscribe().borrow().clone();
@@ -82,6 +100,7 @@ impl Orchestrator {
             auth,
             demo: false,
             rendered_revision,
+            sender,
         })
     }
 
@@ -124,6 +143,8 @@ impl Orchestrator {
         let renderer = tokio::spawn(this.clone().follow_generations(shutdown.clone()));
         let flusher = tokio::spawn(this.clone().flush_fetches(shutdown.clone()));
         tokio::spawn(this.clone().prune_history(shutdown.clone()));
+        let alerts = tokio::spawn(this.sender.clone().run(shutdown.clone()));
+        tokio::spawn(this.clone().watch_convergence(shutdown.clone()));
 
         let prober = Arc::new(ConfigProber::new(this.config.clone()));
         let decider = this.decider.clone();
@@ -141,6 +162,7 @@ impl Orchestrator {
         let served = server.await.context("server task")?;
         let _ = renderer.await;
         let _ = flusher.await;
+        let _ = alerts.await;
         this.store.close().await;
         served.context("http server")?;
         tracing::info!("switchback stopped");
@@ -217,6 +239,45 @@ impl Orchestrator {
             }
             if stopping {
                 return;
+            }
+        }
+    }
+
+    /// Records (and alerts) once most phones have fetched a generation that moved them.
+    /// Generation 1 moved nobody; a generation already current at start was announced
+    /// by the run before, or will be by the next change.
+    async fn watch_convergence(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut announced = self.generations.current().number();
+        let mut tick = tokio::time::interval(CONVERGENCE_POLL);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let current = self.generations.current();
+            let (number, total) = (current.number(), current.phone_count());
+            let fetched = self.fetches.on_generation(number);
+            if number <= announced || total == 0 || (fetched as f64) < CONVERGED_SHARE * total as f64 {
+                continue;
+            }
+            announced = number;
+            let sites = current.sites();
+            let event = Event {
+                at: self.clock.now(),
+                kind: EventKind::Converged,
+                route: None,
+                service: None,
+                from: None,
+                to: None,
+                active: None,
+                reason: format!(
+                    "{fetched} of {total} phones fetched generation {number} (sip on {}, stun on {})",
+                    sites.sip.site, sites.stun.site
+                ),
+                actor: switchback_core::engine::MONITOR_ACTOR.to_owned(),
+            };
+            if let Err(err) = self.decider.note(event).await {
+                tracing::warn!(error = %err, generation = number, "convergence not recorded");
             }
         }
     }

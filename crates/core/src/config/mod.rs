@@ -138,7 +138,7 @@ pub enum AlertFormat {
     Pagerduty,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertConfig {
     pub name: String,

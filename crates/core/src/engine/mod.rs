@@ -126,6 +126,8 @@ pub enum EventKind {
     FailbackReady,
     /// An operator forced, paused or resumed a route.
     Operator,
+    /// Most phones (see the orchestrator) fetched the generation of a route's new site.
+    Converged,
 }
 
 impl EventKind {
@@ -140,6 +142,7 @@ impl EventKind {
             EventKind::MonitorSighted => "monitor_sighted",
             EventKind::FailbackReady => "failback_ready",
             EventKind::Operator => "operator",
+            EventKind::Converged => "converged",
         }
     }
 }
@@ -177,7 +180,8 @@ crate::model::text_enum!(
         MonitorBlind,
         MonitorSighted,
         FailbackReady,
-        Operator
+        Operator,
+        Converged
     ]
 );
 crate::model::text_enum!(RouteState, "route state", [Primary, Failing, FailedOver, Recovering]);

@@ -44,7 +44,7 @@ pub(crate) async fn page(
     limit: u32,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let rows: Vec<EventRow> = sqlx::query_as(
-        "SELECT id, at, kind, route, service_role, service_kind, from_state, to_state, active, reason, actor \
+        "SELECT id AS event_id, at, kind, route, service_role, service_kind, from_state, to_state, active, reason, actor \
          FROM events WHERE id < $1 ORDER BY id DESC LIMIT $2",
     )
     .bind(before_id.unwrap_or(i64::MAX))
@@ -56,7 +56,8 @@ pub(crate) async fn page(
 }
 
 #[derive(FromRow)]
-struct EventRow {
+pub(crate) struct EventRow {
+    #[sqlx(rename = "event_id")]
     id: i64,
     at: i64,
     kind: String,
@@ -71,7 +72,7 @@ struct EventRow {
 }
 
 impl EventRow {
-    fn decode(self) -> Result<StoredEvent, StoreError> {
+    pub(crate) fn decode(self) -> Result<StoredEvent, StoreError> {
         let col = |name| Column::new(TABLE, name);
         let service = match (self.service_role.as_deref(), self.service_kind.as_deref()) {
             (Some(role), Some(kind)) => {

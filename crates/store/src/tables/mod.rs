@@ -4,5 +4,6 @@
 
 pub(crate) mod checks;
 pub(crate) mod events;
+pub(crate) mod outbox;
 pub(crate) mod phones;
 pub(crate) mod state;

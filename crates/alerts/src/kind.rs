@@ -1,0 +1,141 @@
+//! Which events alert, and as what. Decided from the event alone (so the sender can
+//! re-derive it from the stored event), plus a context filter at queueing time that
+//! damps floods: a primary service failing again while its route is already on the
+//! backup is news to nobody.
+
+use serde::Serialize;
+use switchback_core::{EngineState, Event, EventKind, Role, Route, RouteState, ServiceKind};
+
+/// What an alert tells on-call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    PrimaryServiceDown,
+    Failover,
+    Failback,
+    /// The primary came back before its outage was confirmed: closes the incident only.
+    BlipOver,
+    BothDown,
+    MonitorBlind,
+    MonitorSighted,
+    SafetyNetGone,
+    /// A backup service is back: closes its incident only.
+    BackupRecovered,
+    FailbackReady,
+    Operator,
+    Converged,
+    Test,
+}
+
+/// What PagerDuty should do with an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incident {
+    pub action: IncidentAction,
+    /// One per incident: what the failover triggered, the failback resolves.
+    pub dedup_key: String,
+    pub severity: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentAction {
+    Trigger,
+    Resolve,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::PrimaryServiceDown => "primary_service_down",
+            AlertKind::Failover => "failover",
+            AlertKind::Failback => "failback",
+            AlertKind::BlipOver => "blip_over",
+            AlertKind::BothDown => "both_down",
+            AlertKind::MonitorBlind => "monitor_blind",
+            AlertKind::MonitorSighted => "monitor_sighted",
+            AlertKind::SafetyNetGone => "safety_net_gone",
+            AlertKind::BackupRecovered => "backup_recovered",
+            AlertKind::FailbackReady => "failback_ready",
+            AlertKind::Operator => "operator",
+            AlertKind::Converged => "converged",
+            AlertKind::Test => "test",
+        }
+    }
+
+    /// The alert an event makes, if any, judging by the event alone.
+    pub fn of(event: &Event) -> Option<Self> {
+        let service = event.service;
+        Some(match event.kind {
+            EventKind::Transition => match (event.from, event.to) {
+                (Some(RouteState::Primary | RouteState::Failing), Some(RouteState::FailedOver)) => {
+                    AlertKind::Failover
+                }
+                (Some(RouteState::Failing), Some(RouteState::Primary)) => AlertKind::BlipOver,
+                (Some(RouteState::Recovering | RouteState::FailedOver), Some(RouteState::Primary)) => {
+                    AlertKind::Failback
+                }
+                _ => return None,
+            },
+            EventKind::ServiceDown if service.is_some_and(|s| s.role == Role::Primary) => {
+                AlertKind::PrimaryServiceDown
+            }
+            EventKind::ServiceUp if service.is_some_and(|s| s.role == Role::Backup) => {
+                AlertKind::BackupRecovered
+            }
+            EventKind::ServiceDown | EventKind::ServiceUp => return None,
+            EventKind::SafetyNetGone => AlertKind::SafetyNetGone,
+            EventKind::BothDown => AlertKind::BothDown,
+            EventKind::MonitorBlind => AlertKind::MonitorBlind,
+            EventKind::MonitorSighted => AlertKind::MonitorSighted,
+            EventKind::FailbackReady => AlertKind::FailbackReady,
+            EventKind::Operator => AlertKind::Operator,
+            EventKind::Converged => AlertKind::Converged,
+        })
+    }
+
+    /// Whether the alert is worth sending given the state before the step that caused
+    /// it. A primary service failing while its route is already off the primary is part
+    /// of an outage on-call already knows about.
+    pub fn worth_sending(self, event: &Event, before: &EngineState) -> bool {
+        match (self, event.service) {
+            (AlertKind::PrimaryServiceDown, Some(service)) => route_of(service.kind)
+                .map(|route| before.route(route).active == Role::Primary)
+                .unwrap_or(true),
+            _ => true,
+        }
+    }
+
+    /// Whether a person reads this (generic and Slack webhooks), beyond PagerDuty's bookkeeping.
+    pub fn for_people(self) -> bool {
+        !matches!(self, AlertKind::BlipOver | AlertKind::BackupRecovered)
+    }
+
+    /// What PagerDuty does with it; `None`: not sent to PagerDuty at all.
+    pub fn incident(self, event: &Event) -> Option<Incident> {
+        let route_key =
+            |route: Option<Route>| format!("switchback/route/{}", route.map_or("unknown", Route::as_str));
+        let backup_key =
+            || format!("switchback/backup/{}", event.service.map_or("unknown", |s| s.kind.as_str()));
+        let route = event.route.or_else(|| event.service.and_then(|s| route_of(s.kind)));
+        let (action, dedup_key, severity) = match self {
+            AlertKind::PrimaryServiceDown => (IncidentAction::Trigger, route_key(route), "error"),
+            AlertKind::Failover | AlertKind::BothDown => {
+                (IncidentAction::Trigger, route_key(route), "critical")
+            }
+            AlertKind::FailbackReady => (IncidentAction::Trigger, route_key(route), "warning"),
+            AlertKind::Failback | AlertKind::BlipOver => (IncidentAction::Resolve, route_key(route), "info"),
+            AlertKind::MonitorBlind => (IncidentAction::Trigger, "switchback/monitor".to_owned(), "critical"),
+            AlertKind::MonitorSighted => (IncidentAction::Resolve, "switchback/monitor".to_owned(), "info"),
+            AlertKind::SafetyNetGone => (IncidentAction::Trigger, backup_key(), "warning"),
+            AlertKind::BackupRecovered => (IncidentAction::Resolve, backup_key(), "info"),
+            AlertKind::Test => (IncidentAction::Trigger, "switchback/test".to_owned(), "info"),
+            AlertKind::Operator | AlertKind::Converged => return None,
+        };
+        Some(Incident { action, dedup_key, severity })
+    }
+}
+
+/// The one route a primary service's failure moves (sip: softswitch and database; stun: stun).
+fn route_of(kind: ServiceKind) -> Option<Route> {
+    Route::depending_on(kind).next()
+}

@@ -1,0 +1,153 @@
+//! Which events alert, to which formats, and what PagerDuty gets.
+
+use chrono::{TimeZone, Utc};
+use secrecy::SecretString;
+use switchback_core::config::{AlertConfig, AlertFormat};
+use switchback_core::{EngineState, Event, EventKind, Role, Route, RouteState, ServiceId, ServiceKind};
+use switchback_store::{AlertStatus, OutboxAlert, StoredEvent};
+
+use super::*;
+use crate::kind::IncidentAction;
+
+fn webhook(name: &str, format: AlertFormat) -> AlertConfig {
+    AlertConfig {
+        name: name.to_owned(),
+        url: url_of("http://127.0.0.1:9/hook"),
+        format,
+        secret: None,
+        routing_key: Some(SecretString::from("R0UT1NG")),
+    }
+}
+
+fn url_of(text: &str) -> reqwest::Url {
+    reqwest::Url::parse(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn transition(route: Route, from: RouteState, to: RouteState, active: Role) -> Event {
+    Event {
+        at: Utc.timestamp_opt(1_795_316_400, 0).single().unwrap_or_default(),
+        kind: EventKind::Transition,
+        route: Some(route),
+        service: None,
+        from: Some(from),
+        to: Some(to),
+        active: Some(active),
+        reason: "primary softswitch timeout for 3s; backup healthy".to_owned(),
+        actor: "monitor".to_owned(),
+    }
+}
+
+fn service_event(kind: EventKind, role: Role, service: ServiceKind) -> Event {
+    Event {
+        kind,
+        service: Some(ServiceId::new(role, service)),
+        route: None,
+        from: None,
+        to: None,
+        active: None,
+        reason: "timeout".to_owned(),
+        ..transition(Route::Sip, RouteState::Primary, RouteState::Primary, Role::Primary)
+    }
+}
+
+fn message(event: &Event) -> AlertMessage {
+    let alert = OutboxAlert {
+        id: 7,
+        webhook: "pd".to_owned(),
+        generation: 2,
+        status: AlertStatus::Pending,
+        attempts: 0,
+        next_attempt_at: event.at,
+        last_status: None,
+        last_error: None,
+        created_at: event.at,
+        finished_at: None,
+        event: StoredEvent { id: 3, event: event.clone() },
+    };
+    AlertMessage::from_outbox(&alert, &["chicago".to_owned(), "virginia".to_owned()])
+        .unwrap_or_else(|| panic!("{event:?} should alert"))
+}
+
+#[test]
+fn a_failover_goes_to_every_webhook_and_a_blip_only_closes_pagerduty() {
+    let hooks = [
+        webhook("ops", AlertFormat::Generic),
+        webhook("chat", AlertFormat::Slack),
+        webhook("pd", AlertFormat::Pagerduty),
+    ];
+    let state = EngineState::new(Utc::now());
+    let events = [
+        transition(Route::Sip, RouteState::Primary, RouteState::FailedOver, Role::Backup),
+        transition(Route::Stun, RouteState::Failing, RouteState::Primary, Role::Primary),
+        transition(Route::Sip, RouteState::FailedOver, RouteState::Recovering, Role::Backup),
+    ];
+    let rows = plan(&state, 2, &events, &hooks);
+    let got: Vec<(usize, &str)> = rows.iter().map(|r| (r.event_index, r.webhook.as_str())).collect();
+    assert_eq!(got, [(0, "ops"), (0, "chat"), (0, "pd"), (1, "pd")]);
+}
+
+#[test]
+fn a_primary_service_failing_again_during_an_outage_is_not_news() {
+    let hooks = [webhook("ops", AlertFormat::Generic)];
+    let mut failed_over = EngineState::new(Utc::now());
+    if let Some(sip) = failed_over.routes.get_mut(&Route::Sip) {
+        sip.active = Role::Backup;
+        sip.state = RouteState::Recovering;
+    }
+    let down = [service_event(EventKind::ServiceDown, Role::Primary, ServiceKind::Softswitch)];
+    assert!(plan(&failed_over, 2, &down, &hooks).is_empty());
+    assert_eq!(plan(&EngineState::new(Utc::now()), 1, &down, &hooks).len(), 1);
+    let stun_down = [service_event(EventKind::ServiceDown, Role::Primary, ServiceKind::Stun)];
+    assert_eq!(plan(&failed_over, 2, &stun_down, &hooks).len(), 1, "stun is on its primary");
+}
+
+#[test]
+fn the_failback_resolves_what_the_failover_triggered() {
+    let key = SecretString::from("R0UT1NG");
+    let over = transition(Route::Sip, RouteState::Primary, RouteState::FailedOver, Role::Backup);
+    let back = transition(Route::Sip, RouteState::Recovering, RouteState::Primary, Role::Primary);
+    let down = service_event(EventKind::ServiceDown, Role::Primary, ServiceKind::Database);
+    let body = |event: &Event| -> serde_json::Value {
+        let prepared =
+            pagerduty::prepare(&message(event), &key).ok().flatten().unwrap_or_else(|| panic!("no body"));
+        serde_json::from_str(&prepared.body).unwrap_or_default()
+    };
+    let (trigger, resolve, early) = (body(&over), body(&back), body(&down));
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(resolve["event_action"], "resolve");
+    assert_eq!(trigger["dedup_key"], resolve["dedup_key"]);
+    assert_eq!(early["dedup_key"], trigger["dedup_key"], "the database failing is the same incident");
+    assert_eq!(trigger["routing_key"], "R0UT1NG");
+    assert_eq!(trigger["payload"]["severity"], "critical");
+    assert_eq!(trigger["payload"]["source"], "switchback");
+    assert!(trigger["payload"]["summary"].as_str().unwrap_or_default().contains("virginia"));
+    assert!(trigger["payload"]["custom_details"]["reason"].is_string());
+    assert_eq!(
+        IncidentAction::Resolve,
+        AlertKind::Failback.incident(&back).map(|i| i.action).unwrap_or(IncidentAction::Trigger)
+    );
+}
+
+#[test]
+fn the_generic_body_carries_the_fields_receivers_need() {
+    let over = transition(Route::Sip, RouteState::Primary, RouteState::FailedOver, Role::Backup);
+    let prepared = generic::prepare(&message(&over), None, Utc::now()).unwrap_or_else(|e| panic!("{e}"));
+    let body: serde_json::Value = serde_json::from_str(&prepared.body).unwrap_or_default();
+    for field in ["id", "type", "route", "site", "service", "reason", "generation", "time", "active_site"] {
+        assert!(body.get(field).is_some(), "{field} missing from {body}");
+    }
+    assert_eq!(body["type"], "failover");
+    assert_eq!(body["active_site"], "virginia");
+    assert_eq!(body["generation"], 2);
+    assert_eq!(body["id"], "msg_sb7");
+    assert!(prepared.headers.iter().any(|(name, value)| *name == "webhook-id" && value == "msg_sb7"));
+}
+
+#[test]
+fn slack_text_says_what_happened() {
+    let over = transition(Route::Sip, RouteState::Primary, RouteState::FailedOver, Role::Backup);
+    let prepared = slack::prepare(&message(&over));
+    let body: serde_json::Value = serde_json::from_str(&prepared.body).unwrap_or_default();
+    let text = body["text"].as_str().unwrap_or_default();
+    assert!(text.contains("FAILOVER") && text.contains("virginia") && text.contains("timeout"), "{text}");
+}
