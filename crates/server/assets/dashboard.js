@@ -1,0 +1,412 @@
+// switchback dashboard: keeps the server-rendered page live by polling the JSON APIs,
+// and sends the operator's and the lab's button presses. Every value from the server
+// goes into the page through textContent or an attribute, never as HTML.
+'use strict';
+
+(() => {
+  const POLL_MS = 2000;
+  /// The stale-phone list walks every phone on the server: ask for it less often.
+  const STALE_MS = 10000;
+  const ROUTES = ['sip', 'stun'];
+
+  const body = document.body;
+  const demo = body.dataset.demo === 'true';
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = csrfMeta ? csrfMeta.content : '';
+  const sites = { primary: body.dataset.primarySite, backup: body.dataset.backupSite };
+
+  let skewMs = 0; // the server's clock minus ours, from each answer's Date header
+  let lastAnswer = Date.now();
+  let timer = null;
+  let polling = false;
+  let staleFetchedAt = 0;
+  let staleShown = document.querySelectorAll('[data-testid="stale-phones"] tbody tr').length;
+  const RESULT_MS = 60000; // how long an action's answer stays under its buttons
+  let staleCount = null;
+
+  const el = (testid) => document.querySelector(`[data-testid="${testid}"]`);
+
+  function setText(testid, value) {
+    const node = el(testid);
+    const text = value === null || value === undefined ? '—' : String(value);
+    if (node && node.textContent !== text) node.textContent = text;
+  }
+
+  function make(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // ---- time: mirrors relative() and Stamp in dashboard.rs ----
+
+  const serverNow = () => Date.now() + skewMs;
+
+  function relative(iso) {
+    if (!iso) return 'never';
+    const seconds = Math.max(0, Math.floor((serverNow() - Date.parse(iso)) / 1000));
+    if (seconds < 5) return 'just now';
+    if (seconds < 90) return `${seconds} s ago`;
+    if (seconds < 5400) return `${Math.floor(seconds / 60)} min ago`;
+    if (seconds < 172800) return `${Math.floor(seconds / 3600)} h ago`;
+    return `${Math.floor(seconds / 86400)} d ago`;
+  }
+
+  function absolute(iso) {
+    if (!iso) return '';
+    return `${new Date(iso).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+  }
+
+  function clock(iso) {
+    return new Date(iso).toISOString().slice(11, 19);
+  }
+
+  function setTime(node, iso) {
+    if (!node) return;
+    node.setAttribute('datetime', iso || '');
+    node.title = absolute(iso);
+    node.textContent = relative(iso);
+  }
+
+  function timeNode(iso) {
+    const node = make('time');
+    setTime(node, iso);
+    return node;
+  }
+
+  function tickTimes() {
+    for (const node of document.querySelectorAll('time[datetime]')) {
+      const text = relative(node.getAttribute('datetime'));
+      if (node.textContent !== text) node.textContent = text;
+    }
+    const ago = Math.floor((Date.now() - lastAnswer) / 1000);
+    setText('updated', ago < 5 ? 'live' : `updated ${ago} s ago`);
+    setText('connection-since', `${ago} s`);
+  }
+
+  function durationWords(seconds) {
+    return seconds >= 120 && seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`;
+  }
+
+  // ---- fetching ----
+
+  async function getJSON(url) {
+    const response = await fetch(url, { cache: 'no-store', credentials: 'same-origin' });
+    const date = Date.parse(response.headers.get('date') || '');
+    // The Date header has whole seconds: only follow it when it moves by more.
+    if (!Number.isNaN(date) && Math.abs(date - Date.now() - skewMs) > 1500) skewMs = date - Date.now();
+    if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+    return response.json();
+  }
+
+  // ---- rendering ----
+
+  const healthWord = (healthy) => (healthy === null || healthy === undefined ? 'unknown' : healthy ? 'up' : 'down');
+
+  function renderRoute(name, route) {
+    const card = el(`route-${name}`);
+    if (!card || !route) return;
+    card.dataset.state = route.state;
+    const badge = el(`route-${name}-state`);
+    badge.className = `badge state-${route.state}`;
+    setText(`route-${name}-state`, route.state);
+    el(`route-${name}-mode`).className = `mode mode-${route.mode}`;
+    setText(`route-${name}-mode`, route.mode);
+    setText(`route-${name}-active`, route.active_site);
+    setText(`route-${name}-role`, route.active_role);
+    const since = el(`route-${name}-since`);
+    if (since.getAttribute('datetime') !== route.since) setTime(since, route.since);
+    setText(`route-${name}-since-abs`, absolute(route.since));
+    setText(`route-${name}-reason`, route.reason || '');
+  }
+
+  /// Mirrors cell() in dashboard.rs.
+  function cellTitle(check) {
+    let title = `${clock(check.checked_at)} UTC ${healthWord(check.healthy)}`;
+    if (check.latency_ms !== null && check.latency_ms !== undefined) title += `, ${check.latency_ms} ms`;
+    if (check.reason) title += `: ${check.reason}`;
+    return title;
+  }
+
+  function renderService(service) {
+    const id = `service-${service.role}-${service.kind}`;
+    const health = healthWord(service.healthy);
+    const badge = el(`${id}-health`);
+    if (!badge) return;
+    badge.className = `badge health-${health}`;
+    setText(`${id}-health`, health);
+    setText(`${id}-latency`, service.latency_ms === null ? '—' : `${service.latency_ms} ms`);
+    const checked = el(`${id}-checked`);
+    if (checked.getAttribute('datetime') !== (service.checked_at || '')) setTime(checked, service.checked_at);
+    setText(`${id}-reason`, service.reason || '');
+    const cells = service.recent
+      .slice()
+      .reverse()
+      .map((check) => {
+        const cell = make('span', `cell health-${healthWord(check.healthy)}`);
+        cell.title = cellTitle(check);
+        return cell;
+      });
+    el(`${id}-recent`).replaceChildren(...cells);
+  }
+
+  function renderConvergence(generation, phones) {
+    setText('convergence-current', phones.on_current_generation);
+    setText('convergence-total', phones.total);
+    setText('convergence-generation', generation);
+    const progress = el('convergence-progress');
+    progress.max = Math.max(1, phones.total);
+    progress.value = phones.on_current_generation;
+    const vendors = document.querySelector('.vendors');
+    for (const [vendor, count] of Object.entries(phones.by_vendor || {})) {
+      if (!el(`convergence-${vendor}-current`)) {
+        const item = make('li', '', `${vendor}: `);
+        const current = make('span');
+        current.dataset.testid = `convergence-${vendor}-current`;
+        const total = make('span');
+        total.dataset.testid = `convergence-${vendor}-total`;
+        item.append(current, ' of ', total);
+        vendors.append(item);
+      }
+      setText(`convergence-${vendor}-current`, count.on_current_generation);
+      setText(`convergence-${vendor}-total`, count.total);
+    }
+    setText('convergence-stale', phones.stale);
+    setText('stale-after', durationWords(phones.stale_after_seconds));
+  }
+
+  function renderStatus(status) {
+    setText('generation', status.generation);
+    for (const name of ROUTES) renderRoute(name, status.routes[name]);
+    for (const service of status.services) renderService(service);
+    renderConvergence(status.generation, status.phones);
+    el('monitor-blind').hidden = !status.monitor_blind;
+    const unavailable = el('store-unavailable');
+    if (unavailable) unavailable.hidden = true;
+    const away = ROUTES.filter((name) => status.routes[name].state !== 'primary');
+    document.title = away.length
+      ? `${away.map((name) => `${name} ${status.routes[name].state}`).join(', ')} · switchback`
+      : 'all primary · switchback';
+  }
+
+  /// Mirrors event_row() in dashboard.rs.
+  function eventTone(event) {
+    if (['service_down', 'both_down', 'monitor_blind', 'safety_net_gone'].includes(event.kind)) return 'bad';
+    if (event.kind === 'transition') {
+      return { failed_over: 'bad', failing: 'warn', recovering: 'info', primary: 'good' }[event.to] || 'neutral';
+    }
+    if (event.kind === 'failback_ready') return 'info';
+    if (event.kind === 'operator') return 'op';
+    if (['service_up', 'monitor_sighted', 'converged'].includes(event.kind)) return 'good';
+    return 'neutral';
+  }
+
+  function eventSummary(event) {
+    const parts = [];
+    if (event.route) parts.push(event.route);
+    if (event.site && event.service) parts.push(`${event.site} ${event.service}`);
+    if (event.from && event.to) parts.push(`${event.from} → ${event.to}`);
+    if (event.active_site && event.route) parts.push(`phones on ${event.active_site}`);
+    return parts.join(' · ');
+  }
+
+  function renderEvents(events) {
+    const list = el('events');
+    const shown = Array.from(list.children, (item) => item.dataset.id).join(',');
+    if (shown === events.map((event) => String(event.id)).join(',')) return;
+    const items = events.map((event) => {
+      const item = make('li', `event tone-${eventTone(event)}`);
+      item.dataset.testid = 'event';
+      item.dataset.id = String(event.id);
+      const when = make('div', 'when');
+      when.append(timeNode(event.at), ' ', make('span', 'abs', absolute(event.at)));
+      const what = make('div', 'what');
+      what.append(make('span', 'kind', event.kind), ' ', make('span', 'summary', eventSummary(event)));
+      const why = make('div', 'why');
+      why.append(make('span', 'reason', event.reason), ' ', make('span', 'actor', `by ${event.actor}`));
+      item.append(when, what, why);
+      return item;
+    });
+    list.replaceChildren(...items);
+    el('events-none').hidden = events.length > 0;
+  }
+
+  function renderStale(page) {
+    const table = el('stale-phones');
+    const rows = page.phones.map((phone) => {
+      const row = make('tr');
+      const cell = (label, content, className) => {
+        const td = make('td', className || '');
+        td.dataset.label = label;
+        td.append(content);
+        return td;
+      };
+      row.append(
+        cell('Name', phone.display_name),
+        cell('MAC', phone.mac, 'mono'),
+        cell('Phone', `${phone.vendor} ${phone.model}`),
+        cell('Last seen', timeNode(phone.last_seen)),
+        cell('Generation', phone.last_generation === null ? '—' : String(phone.last_generation), 'num'),
+      );
+      return row;
+    });
+    table.tBodies[0].replaceChildren(...rows);
+    el('stale-list').hidden = rows.length === 0;
+    staleShown = rows.length;
+    const more = el('stale-more');
+    more.hidden = page.total <= rows.length;
+    more.textContent = `Showing ${rows.length} of ${page.total}.`;
+  }
+
+  function renderLab(lab) {
+    for (const [role, services] of Object.entries(lab)) {
+      for (const [kind, state] of Object.entries(services)) {
+        const badge = el(`demo-${role}-${kind}-state`);
+        if (!badge) continue;
+        badge.className = `badge lab-${state === 'broken' ? 'broken' : 'up'}`;
+        setText(`demo-${role}-${kind}-state`, state);
+        const brk = el(`demo-${role}-${kind}-break`);
+        const mend = el(`demo-${role}-${kind}-mend`);
+        if (brk) brk.disabled = state === 'broken';
+        if (mend) mend.disabled = state !== 'broken';
+      }
+    }
+  }
+
+  // ---- the poll loop ----
+
+  async function poll() {
+    if (polling) return;
+    polling = true;
+    clearTimeout(timer);
+    try {
+      const [status, events, lab] = await Promise.all([
+        getJSON('/api/status'),
+        getJSON('/api/events?limit=20'),
+        demo ? getJSON('/demo') : Promise.resolve(null),
+      ]);
+      renderStatus(status);
+      renderEvents(events.events);
+      if (lab) renderLab(lab);
+      const staleChanged = staleCount !== status.phones.stale;
+      staleCount = status.phones.stale;
+      const wantStale = status.phones.stale > 0 || staleShown > 0;
+      if (wantStale && (staleChanged || Date.now() - staleFetchedAt > STALE_MS)) {
+        staleFetchedAt = Date.now();
+        renderStale(await getJSON('/api/phones?stale=true&limit=50'));
+      }
+      lastAnswer = Date.now();
+      el('connection').hidden = true;
+    } catch (err) {
+      el('connection').hidden = false;
+      console.warn('switchback dashboard: refresh failed:', err);
+    } finally {
+      polling = false;
+      tickTimes();
+      timer = setTimeout(poll, POLL_MS);
+    }
+  }
+
+  // ---- buttons ----
+
+  /// An answer under the buttons, stamped with the time so an old one is not taken for new.
+  function showResult(node, ok, text) {
+    node.className = `result ${ok ? 'ok' : 'error'}`;
+    node.textContent = `${clock(new Date(serverNow()).toISOString())} ${text}`;
+    clearTimeout(node.clearTimer);
+    node.clearTimer = setTimeout(() => { node.textContent = ''; }, RESULT_MS);
+  }
+
+  async function postJSON(url, headers, payload) {
+    const response = await fetch(url, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', ...headers },
+      body: payload === undefined ? '' : JSON.stringify(payload),
+    });
+    let data = {};
+    try {
+      data = await response.json();
+    } catch {
+      data = {};
+    }
+    return { response, data };
+  }
+
+  function confirmation(route, action) {
+    if (action === 'failover') {
+      return `Fail ${route} over to ${sites.backup}? Every phone gets a new file and re-registers; the route holds there until Resume.`;
+    }
+    if (action === 'failback') {
+      return `Fail ${route} back to ${sites.primary}? Every phone gets a new file and re-registers; the route holds there until Resume.`;
+    }
+    return null;
+  }
+
+  async function operate(button) {
+    const form = button.closest('form[data-route]');
+    const route = form.dataset.route;
+    const action = button.dataset.action;
+    const result = el(`action-${route}-result`);
+    const question = confirmation(route, action);
+    if (question && !window.confirm(question)) return;
+    const input = form.elements.namedItem('reason');
+    const reason = input.value.trim();
+    const buttons = form.querySelectorAll('button');
+    buttons.forEach((b) => { b.disabled = true; });
+    showResult(result, true, `${action}…`);
+    try {
+      const { response, data } = await postJSON(
+        `/api/routes/${encodeURIComponent(route)}/${encodeURIComponent(action)}`,
+        { 'X-CSRF-Token': csrf },
+        reason ? { reason } : {},
+      );
+      if (response.ok) {
+        showResult(result, true, `${action} done by ${data.actor}: ${data.state} on ${data.active_site}, mode ${data.mode}`);
+        input.value = '';
+      } else {
+        const why = data.error || response.statusText;
+        const hint = response.status === 401 ? ' (reload the page to log in again)' : '';
+        showResult(result, false, `${action} refused (${response.status}): ${why}${hint}`);
+      }
+    } catch (err) {
+      showResult(result, false, `${action} failed: switchback did not answer (${err.message})`);
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+      poll();
+    }
+  }
+
+  async function labAction(button) {
+    const [role, kind, action] = button.dataset.lab.split('/');
+    const result = el('demo-result');
+    button.disabled = true;
+    try {
+      const url = `/demo/${encodeURIComponent(role)}/${encodeURIComponent(kind)}/${encodeURIComponent(action)}`;
+      const { response, data } = await postJSON(url, {});
+      if (response.ok) showResult(result, true, `${role} ${kind}: ${data.state}`);
+      else showResult(result, false, `${role} ${kind}: ${data.error || response.statusText}`);
+    } catch (err) {
+      showResult(result, false, `${role} ${kind}: switchback did not answer (${err.message})`);
+    } finally {
+      button.disabled = false;
+      poll();
+    }
+  }
+
+  document.addEventListener('click', (event) => {
+    const button = event.target instanceof Element ? event.target.closest('button') : null;
+    if (!button || button.disabled) return;
+    if (button.dataset.action && button.closest('form[data-route]')) operate(button);
+    else if (button.dataset.lab) labAction(button);
+  });
+
+  // Enter in a reason box must not submit the form (that would reload the page).
+  for (const form of document.querySelectorAll('form[data-route]')) {
+    form.addEventListener('submit', (event) => event.preventDefault());
+  }
+
+  setInterval(tickTimes, 1000);
+  poll();
+})();

@@ -1,0 +1,312 @@
+// The dashboard in a real headless Chromium (Debian's), driven by playwright-core against
+// `switchback demo`: log in, see every route on the primary, break the primary
+// softswitch, watch sip fail over and the phones converge, force a failback, log out.
+//
+//   SWITCHBACK_BIN=target/debug/switchback node tests/browser/dashboard.spec.mjs
+//
+// Every wait polls the page with a deadline; none sleeps a fixed time. Screenshots of
+// each step go to tests/artifacts/. Exits non-zero with the reason on any failure.
+
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BIN = resolve(ROOT, process.env.SWITCHBACK_BIN || 'target/debug/switchback');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = join(ROOT, 'tests', 'artifacts');
+const TOKEN = 'demo'; // the demo's admin token
+
+// The demo checks every 5 s (1 s while failing) and confirms a failure for 3 s; its
+// phones poll every 4 s. These deadlines leave room for a loaded CI machine.
+const START_DEADLINE = 30_000;
+const STEP_DEADLINE = 45_000;
+/// The whole run, in case something hangs outside a step (a browser that never starts).
+const RUN_DEADLINE = 240_000;
+
+const started = Date.now();
+let demo = null;
+let demoLog = '';
+let context = null;
+let page = null;
+let profile = null;
+let shot = 0;
+const problems = []; // console errors, page errors, CSP violations
+
+function log(message) {
+  console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${message}`);
+}
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => ok(port));
+    });
+  });
+}
+
+/// Polls `probe` (which answers `{ ok, seen }`) until it is ok or the deadline passes.
+async function until(what, probe, deadline = STEP_DEADLINE) {
+  const end = Date.now() + deadline;
+  let last;
+  for (;;) {
+    last = await probe();
+    if (last.ok) return last.seen;
+    if (Date.now() > end) {
+      throw new Error(`timed out after ${deadline / 1000} s waiting for ${what}; last seen: ${JSON.stringify(last.seen)}`);
+    }
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+}
+
+const text = async (testid) => ((await page.getByTestId(testid).first().textContent()) || '').trim();
+
+async function expectText(testid, expected, deadline) {
+  return until(`${testid} = ${JSON.stringify(expected)}`, async () => {
+    const seen = await text(testid);
+    return { ok: seen === expected, seen };
+  }, deadline);
+}
+
+async function expectVisible(testid, visible = true) {
+  return until(`${testid} ${visible ? 'visible' : 'gone'}`, async () => {
+    const seen = await page.getByTestId(testid).first().isVisible();
+    return { ok: seen === visible, seen };
+  });
+}
+
+async function screenshot(name, fullPage = true) {
+  shot += 1;
+  const file = join(ARTIFACTS, `${String(shot).padStart(2, '0')}-${name}.png`);
+  await page.screenshot({ path: file, fullPage });
+  log(`screenshot ${file.slice(ROOT.length + 1)}`);
+}
+
+async function startDemo() {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  log(`starting ${BIN} demo --listen 127.0.0.1:${port}`);
+  demo = spawn(BIN, ['demo', '--listen', `127.0.0.1:${port}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, SWITCHBACK_LOG: process.env.SWITCHBACK_LOG || 'info,sqlx=warn' },
+  });
+  const keep = (chunk) => {
+    demoLog = (demoLog + chunk.toString()).slice(-20_000);
+  };
+  demo.stdout.on('data', keep);
+  demo.stderr.on('data', keep);
+  const exited = new Promise((ok) => demo.once('exit', (code, signal) => ok({ code, signal })));
+  await until('the demo to answer /healthz', async () => {
+    const gone = await Promise.race([exited, Promise.resolve(null)]);
+    if (gone) throw new Error(`the demo exited early (${JSON.stringify(gone)})`);
+    try {
+      const response = await fetch(`${base}/healthz`);
+      return { ok: response.ok, seen: response.status };
+    } catch (err) {
+      return { ok: false, seen: err.cause?.code || err.message };
+    }
+  }, START_DEADLINE);
+  return base;
+}
+
+async function stopDemo() {
+  if (!demo || demo.exitCode !== null || demo.signalCode !== null) return;
+  const exited = new Promise((ok) => demo.once('exit', ok));
+  demo.kill('SIGTERM');
+  const timer = setTimeout(() => demo.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function launch() {
+  profile = mkdtempSync(join(tmpdir(), 'switchback-chromium-'));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    viewport: { width: 1280, height: 900 },
+    timezoneId: 'America/Chicago', // 3 a.m. somewhere: the page must not depend on it
+  });
+  page = context.pages()[0] || (await context.newPage());
+  page.setDefaultTimeout(STEP_DEADLINE);
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('console', (message) => {
+    // The refused resume below answers 409 on purpose; Chromium logs every 4xx.
+    const expected = message.text().includes('status of 409');
+    if (message.type() === 'error' && !expected) problems.push(`console error: ${message.text()}`);
+  });
+  // The only dialogs are the failover/failback confirmations: an operator says yes.
+  page.on('dialog', (dialog) => {
+    log(`confirm: ${dialog.message()}`);
+    dialog.accept();
+  });
+}
+
+async function run() {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const base = await startDemo();
+  await launch();
+
+  // 1. Logged out: the state is there, the buttons are not.
+  const response = await page.goto(`${base}/`);
+  const csp = response.headers()['content-security-policy'] || '';
+  if (!csp.includes("default-src 'self'")) throw new Error(`no Content-Security-Policy on the page: ${JSON.stringify(csp)}`);
+  await expectVisible('login-form');
+  if ((await page.locator('meta[name="csrf-token"]').count()) !== 0) throw new Error('a CSRF token on a logged-out page');
+  if ((await page.getByTestId('action-sip-failover').count()) !== 0) throw new Error('operator buttons while logged out');
+  await expectText('route-sip-state', 'primary');
+  await expectText('route-stun-state', 'primary');
+  await expectText('updated', 'live'); // the script is running and the APIs answer
+  // A sample phone is called `Lobby & Co <main>`: it must show as text, never as markup.
+  if ((await page.locator('main').count()) !== 1) throw new Error('a phone name was rendered as HTML');
+  await screenshot('logged-out');
+
+  // 2. A wrong token is refused with a message.
+  await page.getByTestId('login-name').fill('night shift');
+  await page.getByTestId('login-token').fill('not-the-token');
+  await Promise.all([page.waitForURL('**/?login=failed'), page.getByTestId('login-submit').click()]);
+  await expectText('login-message', 'Wrong admin token.');
+  await screenshot('login-failed');
+
+  // 3. Log in.
+  await page.getByTestId('login-name').fill('night shift');
+  await page.getByTestId('login-token').fill(TOKEN);
+  await Promise.all([page.waitForURL(`${base}/`), page.getByTestId('login-submit').click()]);
+  await expectText('who-name', 'night shift');
+  await expectVisible('logout');
+  await expectVisible('action-sip-failback');
+  for (const route of ['sip', 'stun']) {
+    await expectText(`route-${route}-state`, 'primary');
+    await expectText(`route-${route}-active`, await text('route-sip-active'));
+    await expectText(`route-${route}-role`, 'primary');
+  }
+  const primarySite = await text('route-sip-active');
+  const total = await until('the sample phones on the first generation', async () => {
+    const [current, all] = [await text('convergence-current'), await text('convergence-total')];
+    return { ok: Number(all) > 0 && current === all, seen: Number(all) };
+  });
+  const firstGeneration = Number(await text('generation'));
+  log(`logged in; both routes on ${primarySite}; ${total} phones on generation ${firstGeneration}`);
+
+  // An action the engine refuses shows the server's JSON error.
+  await page.getByTestId('action-stun-resume').click();
+  await until('the refused resume to be explained', async () => {
+    const seen = await text('action-stun-result');
+    return { ok: seen.includes('refused (409)'), seen };
+  });
+  await screenshot('logged-in');
+
+  // 4. Break the primary softswitch.
+  await page.getByTestId('demo-primary-softswitch-break').click();
+  await expectText('demo-primary-softswitch-state', 'broken');
+  await expectText('service-primary-softswitch-health', 'down');
+  log(`primary softswitch down: ${await text('service-primary-softswitch-reason')}`);
+  await screenshot('softswitch-broken');
+
+  // 5. sip fails over; stun stays; the phones fetch the new generation.
+  await expectText('route-sip-state', 'failed_over');
+  const backupSite = await text('route-sip-active');
+  if (backupSite === primarySite) throw new Error(`sip failed over but still points at ${primarySite}`);
+  await expectText('route-stun-state', 'primary');
+  const seen = [];
+  await until('the phones to converge on the failover generation', async () => {
+    const generation = Number(await text('generation'));
+    const current = Number(await text('convergence-current'));
+    if (generation > firstGeneration && seen[seen.length - 1] !== current) seen.push(current);
+    return { ok: generation > firstGeneration && current === total, seen: { generation, current, total } };
+  });
+  log(`sip on ${backupSite}; convergence went ${seen.join(' → ')} of ${total}`);
+  await screenshot('failed-over');
+
+  // 6. The softswitch is mended; the operator brings sip home without waiting out the hold-down.
+  await page.getByTestId('demo-primary-softswitch-mend').click();
+  await expectText('demo-primary-softswitch-state', 'up');
+  await page.getByTestId('reason-sip').fill('softswitch mended, bringing phones home');
+  await page.getByTestId('action-sip-failback').click();
+  await expectText('route-sip-state', 'primary');
+  await expectText('route-sip-mode', 'forced');
+  await expectText('route-sip-active', primarySite);
+  await until('the failback in the event history', async () => {
+    const seen = await page.getByTestId('event').allTextContents();
+    return { ok: seen.some((e) => e.includes('softswitch mended') && e.includes('by night shift')), seen: seen.slice(0, 3) };
+  });
+  await screenshot('failed-back');
+
+  // The same page in a phone-sized window.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await screenshot('narrow', false);
+  await screenshot('narrow-full');
+  await page.setViewportSize({ width: 1280, height: 900 });
+
+  // 7. Log out: the login form is back, the buttons are gone.
+  await Promise.all([page.waitForURL(`${base}/`), page.getByTestId('logout').click()]);
+  await expectVisible('login-form');
+  if ((await page.getByTestId('action-sip-failback').count()) !== 0) throw new Error('operator buttons after logout');
+  await screenshot('logged-out-again');
+
+  if (problems.length) throw new Error(`the page reported problems:\n  ${problems.join('\n  ')}`);
+}
+
+async function cleanup() {
+  try {
+    if (context) await context.close();
+  } catch {
+    // the browser is going away anyway
+  }
+  await stopDemo();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+}
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    if (demo) demo.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+process.on('exit', () => {
+  if (demo && demo.exitCode === null && demo.signalCode === null) demo.kill('SIGKILL');
+});
+
+const watchdog = setTimeout(() => {
+  console.error(`\nFAILED: the browser test did not finish within ${RUN_DEADLINE / 1000} s`);
+  console.error(`\nlast lines of the demo's output:\n${demoLog.split('\n').slice(-40).join('\n')}`);
+  process.exit(1); // the exit handler kills the demo
+}, RUN_DEADLINE);
+watchdog.unref();
+
+try {
+  await run();
+  await cleanup();
+  log('dashboard browser test passed');
+  process.exit(0);
+} catch (err) {
+  console.error(`\nFAILED: ${err.message}`);
+  if (page) {
+    try {
+      await page.screenshot({ path: join(ARTIFACTS, 'failure.png'), fullPage: true });
+      console.error('screenshot of the failure: tests/artifacts/failure.png');
+    } catch {
+      // no page to show
+    }
+  }
+  if (problems.length) console.error(`page problems:\n  ${problems.join('\n  ')}`);
+  console.error(`\nlast lines of the demo's output:\n${demoLog.split('\n').slice(-40).join('\n')}`);
+  await cleanup();
+  process.exit(1);
+}
