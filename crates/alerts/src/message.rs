@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use switchback_core::{Event, EventKind, Role, Route, RouteState, ServiceKind};
+use switchback_core::{Event, EventKind, Role, Route, RouteState, ServiceKind, SiteNames};
 use switchback_store::OutboxAlert;
 
 use crate::kind::AlertKind;
@@ -32,13 +32,13 @@ pub struct AlertMessage {
 
 impl AlertMessage {
     /// The message for an outbox row; `None` if its event no longer makes an alert.
-    pub fn from_outbox(alert: &OutboxAlert, site_names: &[String; 2]) -> Option<Self> {
+    pub fn from_outbox(alert: &OutboxAlert, site_names: &SiteNames) -> Option<Self> {
         let kind = AlertKind::of(&alert.event.event)?;
         Some(Self::new(format!("msg_sb{}", alert.id), kind, &alert.event.event, alert.generation, site_names))
     }
 
     /// A test alert, sent by `switchback alerts test`.
-    pub fn test(id: String, now: DateTime<Utc>, generation: u64, site_names: &[String; 2]) -> Self {
+    pub fn test(id: String, now: DateTime<Utc>, generation: u64, site_names: &SiteNames) -> Self {
         let event = Event {
             at: now,
             kind: EventKind::Operator,
@@ -53,8 +53,8 @@ impl AlertMessage {
         Self::new(id, AlertKind::Test, &event, generation, site_names)
     }
 
-    fn new(id: String, kind: AlertKind, event: &Event, generation: u64, names: &[String; 2]) -> Self {
-        let name = |role: Role| names[usize::from(role == Role::Backup)].clone();
+    fn new(id: String, kind: AlertKind, event: &Event, generation: u64, names: &SiteNames) -> Self {
+        let name = |role: Role| names.get(role).to_owned();
         let mut message = Self {
             id,
             kind,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use switchback_core::config::AlertConfig;
-use switchback_core::Clock;
+use switchback_core::{Clock, SiteNames};
 use switchback_store::{AlertDelivery, OutboxAlert, Store};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +47,7 @@ pub struct Sender {
     store: Arc<dyn Store>,
     client: reqwest::Client,
     webhooks: Arc<BTreeMap<String, AlertConfig>>,
-    site_names: Arc<[String; 2]>,
+    site_names: Arc<SiteNames>,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
 }
@@ -66,7 +66,7 @@ impl Sender {
         store: Arc<dyn Store>,
         client: reqwest::Client,
         webhooks: impl IntoIterator<Item = AlertConfig>,
-        site_names: [String; 2],
+        site_names: SiteNames,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {

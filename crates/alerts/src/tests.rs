@@ -64,7 +64,7 @@ fn message(event: &Event) -> AlertMessage {
         finished_at: None,
         event: StoredEvent { id: 3, event: event.clone() },
     };
-    AlertMessage::from_outbox(&alert, &["chicago".to_owned(), "virginia".to_owned()])
+    AlertMessage::from_outbox(&alert, &switchback_core::SiteNames::new("chicago", "virginia"))
         .unwrap_or_else(|| panic!("{event:?} should alert"))
 }
 

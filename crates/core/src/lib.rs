@@ -9,4 +9,4 @@ pub mod model;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
 pub use engine::{Action, EngineState, Event, EventKind, Mode, RouteState, RouteStatus, Rules, Step};
-pub use model::{CheckResult, Role, Route, ServiceId, ServiceKind};
+pub use model::{CheckResult, Role, Route, ServiceId, ServiceKind, SiteNames};

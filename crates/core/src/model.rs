@@ -139,6 +139,26 @@ impl fmt::Display for ServiceId {
     }
 }
 
+/// The display names of the two sites (`chicago`, `virginia`), by role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteNames {
+    primary: String,
+    backup: String,
+}
+
+impl SiteNames {
+    pub fn new(primary: impl Into<String>, backup: impl Into<String>) -> Self {
+        Self { primary: primary.into(), backup: backup.into() }
+    }
+
+    pub fn get(&self, role: Role) -> &str {
+        match role {
+            Role::Primary => &self.primary,
+            Role::Backup => &self.backup,
+        }
+    }
+}
+
 /// A name that is not one of an enum's spellings (`"sipp"` for a route, say).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} `{name}`")]

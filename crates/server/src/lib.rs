@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::Router;
-use switchback_core::{Clock, EngineState, Role};
+use switchback_core::{Clock, EngineState, Role, SiteNames};
 use switchback_provisioning::fetch::FetchLog;
 use switchback_provisioning::Generations;
 use switchback_store::Store;
@@ -37,8 +37,7 @@ pub struct AppState {
     pub generations: Arc<Generations>,
     pub fetches: Arc<FetchLog>,
     pub engine: watch::Receiver<EngineState>,
-    /// Site names, primary first.
-    pub site_names: Arc<[String; 2]>,
+    pub site_names: Arc<SiteNames>,
     pub clock: Arc<dyn Clock>,
     pub control: Arc<dyn Control>,
     pub store: Arc<dyn Store>,
@@ -52,7 +51,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn site_name(&self, role: Role) -> &str {
-        &self.site_names[usize::from(role == Role::Backup)]
+        self.site_names.get(role)
     }
 }
 

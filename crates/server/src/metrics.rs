@@ -11,7 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use switchback_core::{CheckResult, Event, EventKind, Role, Route, RouteState, ServiceId};
+use switchback_core::{CheckResult, Event, EventKind, Role, Route, RouteState, ServiceId, SiteNames};
 
 use crate::AppState;
 
@@ -50,7 +50,7 @@ struct RouteSiteLabels {
 
 pub struct Metrics {
     registry: Registry,
-    site_names: [String; 2],
+    site_names: SiteNames,
     probe_latency: Family<ServiceLabels, Histogram>,
     probe_failures: Family<ServiceLabels, Counter>,
     service_up: Family<ServiceLabels, Gauge>,
@@ -82,8 +82,7 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    /// `site_names`: primary first.
-    pub fn new(site_names: [String; 2]) -> Self {
+    pub fn new(site_names: SiteNames) -> Self {
         let mut registry = Registry::default();
         let probe_latency = Family::<ServiceLabels, Histogram>::new_with_constructor(latency_histogram);
         let m = Self {
@@ -158,7 +157,7 @@ impl Metrics {
     }
 
     fn site(&self, role: Role) -> &str {
-        &self.site_names[usize::from(role == Role::Backup)]
+        self.site_names.get(role)
     }
 
     pub fn observe_checks(&self, results: &[CheckResult]) {

@@ -1,7 +1,7 @@
 //! `switchback alerts test`: one test alert to every webhook, and what each answered.
 
 use switchback_alerts::{sender, AlertMessage, Attempt};
-use switchback_core::{Clock, Config, Role, SystemClock};
+use switchback_core::{Clock, Config, SystemClock};
 
 /// True when every webhook took its test alert.
 pub async fn test(config: Config) -> anyhow::Result<bool> {
@@ -10,7 +10,7 @@ pub async fn test(config: Config) -> anyhow::Result<bool> {
         return Ok(true);
     }
     let client = sender::client()?;
-    let names = [config.site_name(Role::Primary).to_owned(), config.site_name(Role::Backup).to_owned()];
+    let names = config.site_names();
     let now = SystemClock.now();
     let id = format!("msg_sbtest{}", now.timestamp_micros());
     let message = AlertMessage::test(id, now, 0, &names);

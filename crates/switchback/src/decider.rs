@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use switchback_core::config::AlertConfig;
 use switchback_core::engine::OperatorError;
+use switchback_core::SiteNames;
 use switchback_core::{
     Action, CheckResult, Clock, EngineState, Event, EventKind, Route, RouteState, Rules, Step,
 };
@@ -17,7 +18,7 @@ pub struct Decider {
     store: Arc<dyn Store>,
     rules: Rules,
     clock: Arc<dyn Clock>,
-    site_names: [String; 2],
+    site_names: SiteNames,
     metrics: Arc<Metrics>,
     webhooks: Vec<AlertConfig>,
     /// Wakes the alert sender when a step queued alerts.
@@ -41,7 +42,7 @@ impl Decider {
         store: Arc<dyn Store>,
         rules: Rules,
         clock: Arc<dyn Clock>,
-        site_names: [String; 2],
+        site_names: SiteNames,
         metrics: Arc<Metrics>,
         webhooks: Vec<AlertConfig>,
         alert_wake: Arc<Notify>,
@@ -119,7 +120,7 @@ impl Decider {
     }
 
     fn site(&self, role: switchback_core::Role) -> &str {
-        &self.site_names[usize::from(role == switchback_core::Role::Backup)]
+        self.site_names.get(role)
     }
 
     fn log(&self, event: &Event) {

@@ -60,7 +60,7 @@ impl Orchestrator {
         let config = Arc::new(config);
         let store = open_store(&config).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let names = [config.site_name(Role::Primary).to_owned(), config.site_name(Role::Backup).to_owned()];
+        let names = config.site_names();
         let metrics = Arc::new(Metrics::new(names.clone()));
         let rules = Rules::from(&config.monitor);
         let client = switchback_alerts::sender::client().context("cannot build the webhook HTTP client")?;
@@ -109,10 +109,7 @@ impl Orchestrator {
             generations: self.generations.clone(),
             fetches: self.fetches.clone(),
             engine: self.decider.subscribe(),
-            site_names: Arc::new([
-                self.config.site_name(Role::Primary).to_owned(),
-                self.config.site_name(Role::Backup).to_owned(),
-            ]),
+            site_names: Arc::new(self.config.site_names()),
             clock: self.clock.clone(),
             control: self.decider.clone(),
             store: self.store.clone(),

@@ -312,6 +312,10 @@ impl Config {
         &self.site(role).name
     }
 
+    pub fn site_names(&self) -> crate::model::SiteNames {
+        crate::model::SiteNames::new(self.site_name(Role::Primary), self.site_name(Role::Backup))
+    }
+
     /// The admin token, if one is set (config or environment).
     pub fn admin_token(&self) -> Option<&str> {
         self.server.admin_token.as_ref().map(|t| t.expose_secret())
