@@ -5,8 +5,11 @@
 //! with a note on stderr, elsewhere: see [`require!`].
 
 pub mod databases;
+pub mod lab;
 pub mod peers;
+pub mod phone_files;
 pub mod proxy;
+pub mod receiver;
 pub mod switchback;
 pub mod wait;
 

@@ -516,6 +516,34 @@ fn parse_row(line: &str, starts: &[usize]) -> anyhow::Result<CheckRow> {
     })
 }
 
+// ---- switchback phones import and other one-shot commands --------------------------------
+
+/// Runs `binary ARGS…` to its end (at most 60 s), for the one-shot commands other than
+/// `check` (`phones import`, `render`); `rows()` only makes sense for `check`.
+pub async fn one_shot(binary: impl AsRef<Path>, args: &[&std::ffi::OsStr]) -> anyhow::Result<CheckRun> {
+    let binary = binary.as_ref();
+    let start = Instant::now();
+    let output =
+        Command::new(binary).args(args).env("NO_COLOR", "1").stdin(Stdio::null()).kill_on_drop(true).output();
+    let output = tokio::time::timeout(CHECK_WITHIN, output)
+        .await
+        .with_context(|| format!("switchback {args:?} still running after {CHECK_WITHIN:?}"))?
+        .with_context(|| format!("starting {}", binary.display()))?;
+    Ok(CheckRun {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    })
+}
+
+/// `binary phones import --config config csv`.
+pub async fn phones_import(binary: impl AsRef<Path>, config: &Path, csv: &Path) -> anyhow::Result<CheckRun> {
+    let args =
+        ["phones".as_ref(), "import".as_ref(), "--config".as_ref(), config.as_os_str(), csv.as_os_str()];
+    one_shot(binary, &args).await
+}
+
 // ---- HTTP --------------------------------------------------------------------------------
 
 /// An HTTP answer, read whole.

@@ -46,7 +46,13 @@ pub async fn act(
     let body: ActBody = if body.iter().all(u8::is_ascii_whitespace) {
         ActBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?
+        // serde reads a struct from a JSON array too (`["why"]`); only an object is a body.
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+        if !value.is_object() {
+            return Err(ApiError::BadRequest("body: expected a JSON object like {\"reason\": \"…\"}".into()));
+        }
+        serde_json::from_value(value).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?
     };
     state.control.operate(route, action, &actor, &body.reason).await.map_err(|err| match err {
         ControlError::Refused(why) => ApiError::Conflict(why),

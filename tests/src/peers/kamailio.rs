@@ -45,36 +45,43 @@ impl Kamailio {
     /// Starts Kamailio on a fresh loopback address and waits until it answers OPTIONS.
     /// Fails when Kamailio is not installed or does not come up.
     pub async fn start(answer: SipAnswer) -> anyhow::Result<Self> {
-        let binary = Daemon::locate("kamailio")?;
-        let modules = modules_dir()?;
         let mut last_error = None;
         for _ in 0..START_TRIES {
             let ip = loopback_ip();
             let addr = SocketAddr::from((ip, free_port(ip)?));
-            let dir = tempfile::Builder::new().prefix("kamailio-").tempdir()?;
-            std::fs::write(dir.path().join("kamailio.cfg"), config(addr, &modules, answer))?;
-            let mut command = Command::new(&binary);
-            // Absolute paths: Kamailio changes its working folder (-w) before writing its pid file.
-            command
-                // -DD: stay in the foreground (workers are still forked); -E: log to stderr.
-                .args(["-DD", "-E"])
-                .arg("-f")
-                .arg(dir.path().join("kamailio.cfg"))
-                .arg("-P")
-                .arg(dir.path().join("kamailio.pid"))
-                .arg("-Y")
-                .arg(dir.path())
-                .arg("-w")
-                .arg(dir.path())
-                // Small memory pools: a test instance answers a handful of requests.
-                .args(["-m", "16", "-M", "4"]);
-            let mut daemon = Daemon::spawn(command, dir)?;
-            match wait_ready(&mut daemon, addr).await {
-                Ok(()) => return Ok(Self { addr, daemon }),
+            match Self::start_at(addr, answer).await {
+                Ok(kamailio) => return Ok(kamailio),
                 Err(err) => last_error = Some(err),
             }
         }
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("kamailio did not start")))
+    }
+
+    /// Starts Kamailio on `addr` (UDP and TCP), say where a stopped one listened, so that
+    /// a softswitch can come back at the address switchback probes; waits until it answers.
+    pub async fn start_at(addr: SocketAddr, answer: SipAnswer) -> anyhow::Result<Self> {
+        let binary = Daemon::locate("kamailio")?;
+        let modules = modules_dir()?;
+        let dir = tempfile::Builder::new().prefix("kamailio-").tempdir()?;
+        std::fs::write(dir.path().join("kamailio.cfg"), config(addr, &modules, answer))?;
+        let mut command = Command::new(&binary);
+        // Absolute paths: Kamailio changes its working folder (-w) before writing its pid file.
+        command
+            // -DD: stay in the foreground (workers are still forked); -E: log to stderr.
+            .args(["-DD", "-E"])
+            .arg("-f")
+            .arg(dir.path().join("kamailio.cfg"))
+            .arg("-P")
+            .arg(dir.path().join("kamailio.pid"))
+            .arg("-Y")
+            .arg(dir.path())
+            .arg("-w")
+            .arg(dir.path())
+            // Small memory pools: a test instance answers a handful of requests.
+            .args(["-m", "16", "-M", "4"]);
+        let mut daemon = Daemon::spawn(command, dir)?;
+        wait_ready(&mut daemon, addr).await?;
+        Ok(Self { addr, daemon })
     }
 
     /// Where it listens, on UDP and TCP.
