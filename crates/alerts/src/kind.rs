@@ -136,6 +136,6 @@ impl AlertKind {
 }
 
 /// The one route a primary service's failure moves (sip: softswitch and database; stun: stun).
-fn route_of(kind: ServiceKind) -> Option<Route> {
+pub(crate) fn route_of(kind: ServiceKind) -> Option<Route> {
     Route::depending_on(kind).next()
 }

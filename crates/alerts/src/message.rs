@@ -58,7 +58,8 @@ impl AlertMessage {
         let mut message = Self {
             id,
             kind,
-            route: event.route,
+            // A primary service failing is news about the route it moves.
+            route: event.route.or_else(|| event.service.and_then(|s| crate::kind::route_of(s.kind))),
             site: event.service.map(|s| name(s.role)),
             service: event.service.map(|s| s.kind),
             active_site: event.active.map(name),

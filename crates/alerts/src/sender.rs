@@ -120,14 +120,18 @@ impl Sender {
         }
         let sends = by_webhook.into_values().map(|alerts| async move {
             for alert in alerts {
-                self.deliver(&alert).await;
+                // In order: after a refusal, the rest of this webhook's queue waits.
+                if !self.deliver(&alert).await {
+                    break;
+                }
             }
         });
         futures::future::join_all(sends).await;
         Ok(count)
     }
 
-    async fn deliver(&self, alert: &OutboxAlert) {
+    /// Sends one alert; false when it must be retried, which holds back the alerts after it.
+    async fn deliver(&self, alert: &OutboxAlert) -> bool {
         let attempt =
             match (self.webhooks.get(&alert.webhook), AlertMessage::from_outbox(alert, &self.site_names)) {
                 (Some(webhook), Some(message)) => {
@@ -155,7 +159,9 @@ impl Sender {
         if let Err(err) = self.store.record_delivery(alert.id, &delivery, now).await {
             // The alert stays pending and goes out again with the same id: receivers dedupe.
             tracing::warn!(alert = alert.id, error = %err, "alert delivery not recorded");
+            return false;
         }
+        !matches!(attempt, Attempt::Retry { .. })
     }
 }
 

@@ -128,7 +128,8 @@ pub trait Store: Send + Sync + fmt::Debug {
         alerts: &[Enqueue],
     ) -> Result<Vec<i64>, StoreError>;
 
-    /// Pending alerts whose next attempt is due by `now`, oldest first.
+    /// Pending alerts whose next attempt is due by `now`, oldest first; none that an
+    /// earlier pending alert to the same webhook, not yet due, must precede.
     async fn due_alerts(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<OutboxAlert>, StoreError>;
 
     /// When the earliest pending alert is due, if any is pending.

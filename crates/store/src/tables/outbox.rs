@@ -44,14 +44,19 @@ pub(crate) async fn enqueue(
     Ok(())
 }
 
-/// Pending alerts due by `now`, oldest first.
+/// Pending alerts due by `now`, oldest first. Each webhook gets its alerts in order: a
+/// later alert waits while an earlier one to the same webhook waits for its retry, so a
+/// retried trigger can never overtake the resolve that followed it.
 pub(crate) async fn due(
     pool: &AnyPool,
     now: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<OutboxAlert>, StoreError> {
     let rows: Vec<OutboxRow> = sqlx::query_as(&format!(
-        "{SELECT} WHERE o.status = 'pending' AND o.next_attempt_at <= $1 ORDER BY o.id LIMIT $2"
+        "{SELECT} WHERE o.status = 'pending' AND o.next_attempt_at <= $1 \
+         AND NOT EXISTS (SELECT 1 FROM alert_outbox p WHERE p.webhook = o.webhook \
+         AND p.status = 'pending' AND p.id < o.id AND p.next_attempt_at > $1) \
+         ORDER BY o.id LIMIT $2"
     ))
     .bind(micros(now))
     .bind(i64::from(limit))
