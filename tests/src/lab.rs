@@ -300,6 +300,20 @@ impl Running {
         Ok(Status(self.get_json("/api/status").await?))
     }
 
+    /// Waits until the primary softswitch has been checked `rounds` more times, so that
+    /// time has passed as the monitor sees it (no fixed sleep).
+    pub async fn wait_rounds(&self, rounds: usize) -> anyhow::Result<()> {
+        let checked = |s: &Status| s.service("primary", "softswitch").map(|v| v["checked_at"].clone());
+        for round in 1..=rounds {
+            let last = checked(&self.status().await?);
+            crate::wait::until(&format!("check round {round}"), Duration::from_secs(10), || async {
+                (checked(&self.status().await.ok()?) != last).then_some(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Every event, newest first (one page of up to 500).
     pub async fn events(&self) -> anyhow::Result<Vec<Value>> {
         let page = self.get_json("/api/events?limit=500").await?;

@@ -158,25 +158,6 @@ async fn outbox_drained(running: &Running, deadline: Duration) -> Status {
     .unwrap_or_else(|err| panic!("{err:#}\n{}", running.process.log()))
 }
 
-/// Waits until the primary softswitch has been checked `rounds` more times, so that
-/// time has passed as the monitor sees it (no fixed sleep).
-async fn wait_rounds(running: &Running, rounds: usize) {
-    let checked_at =
-        |status: &Status| status.service("primary", "softswitch").map(|s| s["checked_at"].clone());
-    let mut last = checked_at(&running.status().await.unwrap());
-    for round in 0..rounds {
-        last = until(&format!("check round {}", round + 1), Duration::from_secs(10), || {
-            let last = last.clone();
-            async move {
-                let now = checked_at(&running.status().await.ok()?);
-                (now != last).then_some(now)
-            }
-        })
-        .await
-        .unwrap();
-    }
-}
-
 // ---- what arrived ------------------------------------------------------------------------
 
 /// The requests whose JSON body has `type` = `kind` (generic webhooks).
@@ -456,7 +437,7 @@ async fn pagerduty_gets_one_incident_triggered_by_the_failover_and_resolved_by_t
         .await
         .unwrap();
     // The outage goes on for several check rounds: no new page for it.
-    wait_rounds(&running, 4).await;
+    running.wait_rounds(4).await.unwrap();
     outbox_drained(&running, SOON).await;
     let during = receiver.received();
     let classes: Vec<String> = during.iter().filter_map(class).collect();
@@ -555,7 +536,7 @@ async fn a_400_answer_is_final_and_shown_as_failed() {
     let id = of_type(&all, "failover")[0].webhook_id().unwrap().to_owned();
     let status = outbox_drained(&running, SOON).await;
     // Longer than the first retry would wait (at most a second), seen by the monitor.
-    wait_rounds(&running, 3).await;
+    running.wait_rounds(3).await.unwrap();
 
     let all = receiver.received();
     eprintln!("{}", describe(&all));

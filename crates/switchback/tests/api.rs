@@ -58,19 +58,6 @@ fn routes(status: &Status) -> (u64, [(String, String, String); 2]) {
     (status.generation(), [status.summary("sip"), status.summary("stun")])
 }
 
-/// Waits until the primary softswitch has been checked `rounds` more times.
-async fn wait_rounds(running: &Running, rounds: usize) {
-    let checked = |s: &Status| s.service("primary", "softswitch").map(|v| v["checked_at"].clone());
-    for round in 1..=rounds {
-        let last = checked(&running.status().await.unwrap());
-        until(&format!("check round {round}"), Duration::from_secs(10), || async {
-            (checked(&running.status().await.ok()?) != last).then_some(())
-        })
-        .await
-        .unwrap();
-    }
-}
-
 /// Waits until the generation after `was` is served (the swap follows the decision by a
 /// moment), and answers its number.
 async fn next_generation_served(running: &Running, was: u64) -> u64 {
@@ -176,7 +163,7 @@ async fn a_forced_failover_moves_phones_and_records_who_and_why() {
     assert!(event["reason"].as_str().unwrap().contains("failover"), "{event}");
 
     // Forced: the rules hold off while every primary service is healthy, round after round.
-    wait_rounds(&running, 2).await;
+    running.wait_rounds(2).await.unwrap();
     let held = running.status().await.unwrap();
     assert_eq!(held.summary("sip"), ("failed_over".into(), "virginia".into(), "forced".into()));
     assert_eq!(held.service("primary", "softswitch").unwrap()["healthy"], true);

@@ -67,24 +67,6 @@ async fn wait_moved(
     }
 }
 
-/// Waits until the primary softswitch has been checked `rounds` more times.
-async fn wait_rounds(running: &Running, rounds: usize) {
-    let checked_at =
-        |status: &Status| status.service("primary", "softswitch").map(|s| s["checked_at"].clone());
-    let mut last = checked_at(&running.status().await.unwrap());
-    for round in 0..rounds {
-        last = until(&format!("check round {}", round + 1), Duration::from_secs(10), || {
-            let last = last.clone();
-            async move {
-                let now = checked_at(&running.status().await.ok()?);
-                (now != last).then_some(now)
-            }
-        })
-        .await
-        .unwrap();
-    }
-}
-
 /// The sip route's transitions to `to`, newest first.
 async fn transitions_to(running: &Running, route: &str, to: &str) -> Vec<serde_json::Value> {
     let events = running.events_of("transition").await.unwrap();
@@ -153,7 +135,7 @@ async fn a_blip_shorter_than_failover_after_moves_nothing() {
     })
     .await
     .unwrap();
-    wait_rounds(&running, 3).await;
+    running.wait_rounds(3).await.unwrap();
     eprintln!("database blip of {blip:?} with failover_after 3s: no failover");
 
     let status = running.status().await.unwrap();
@@ -226,7 +208,7 @@ async fn with_both_softswitches_down_phones_are_not_sent_to_the_dead_backup() {
     })
     .await
     .unwrap();
-    wait_rounds(&running, 3).await;
+    running.wait_rounds(3).await.unwrap();
 
     let status = running.status().await.unwrap();
     assert_eq!(status.summary("sip"), ("failing".into(), "chicago".into(), "auto".into()));
