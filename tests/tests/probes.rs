@@ -201,6 +201,42 @@ async fn softswitch_answering_garbage_is_a_bad_response() {
 }
 
 #[tokio::test]
+async fn softswitch_up_over_tls_with_a_self_signed_certificate() {
+    let kamailio = require!(Kamailio::start_with_tls(SipAnswer::Ok).await, "kamailio with tls.so");
+    let tls = kamailio.tls_addr().unwrap();
+    let (outcome, _) = probe(ServiceKind::Softswitch, &softswitch(tls, "tls")).await;
+    assert!(outcome.is_ok(), "{outcome:?}\n{}", kamailio.log());
+    assert_healthy(&outcome);
+}
+
+#[tokio::test]
+async fn softswitch_answering_503_over_tls_is_down() {
+    let kamailio = require!(Kamailio::start_with_tls(SipAnswer::Unavailable).await, "kamailio with tls.so");
+    let tls = kamailio.tls_addr().unwrap();
+    let (outcome, _) = probe(ServiceKind::Softswitch, &softswitch(tls, "tls")).await;
+    assert_eq!(reason(&outcome), "status 503", "{}", kamailio.log());
+}
+
+#[tokio::test]
+async fn softswitch_speaking_plain_sip_on_a_tls_port_is_down() {
+    let kamailio = require!(Kamailio::start(SipAnswer::Ok).await, "kamailio");
+    let (outcome, elapsed) = probe(ServiceKind::Softswitch, &softswitch(kamailio.addr(), "tls")).await;
+    let reason = reason(&outcome);
+    eprintln!("plain SIP on a tls port: `{reason}` after {elapsed:?}");
+    assert!(reason.starts_with("tls: ") || reason == "timeout", "{reason}");
+    assert!(elapsed <= SETTINGS.budget() + MARGIN, "took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn softswitch_refused_and_hung_over_tls() {
+    let (outcome, elapsed) = probe(ServiceKind::Softswitch, &softswitch(closed_port().unwrap(), "tls")).await;
+    assert_refused("tls", &outcome, elapsed);
+    let silent = Responder::silent().await.unwrap();
+    let (outcome, elapsed) = probe(ServiceKind::Softswitch, &softswitch(silent.addr(), "tls")).await;
+    assert_hung("softswitch hung (tls handshake)", &outcome, elapsed);
+}
+
+#[tokio::test]
 async fn softswitch_with_an_unresolvable_name_fails_within_the_bound() {
     let table = r#"{ host = "sip1.switchback-test.invalid", port = 5060 }"#;
     let (outcome, elapsed) = probe(ServiceKind::Softswitch, table).await;

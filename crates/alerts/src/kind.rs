@@ -22,6 +22,9 @@ pub enum AlertKind {
     /// A backup service is back: closes its incident only.
     BackupRecovered,
     FailbackReady,
+    /// Any other route transition (failing, recovering, back to failed_over): SPEC.md
+    /// alerts every transition; people see these, PagerDuty's incidents do not change.
+    StateChange,
     Operator,
     Converged,
     Test,
@@ -56,6 +59,7 @@ impl AlertKind {
             AlertKind::SafetyNetGone => "safety_net_gone",
             AlertKind::BackupRecovered => "backup_recovered",
             AlertKind::FailbackReady => "failback_ready",
+            AlertKind::StateChange => "state_change",
             AlertKind::Operator => "operator",
             AlertKind::Converged => "converged",
             AlertKind::Test => "test",
@@ -74,7 +78,7 @@ impl AlertKind {
                 (Some(RouteState::Recovering | RouteState::FailedOver), Some(RouteState::Primary)) => {
                     AlertKind::Failback
                 }
-                _ => return None,
+                _ => AlertKind::StateChange,
             },
             EventKind::ServiceDown if service.is_some_and(|s| s.role == Role::Primary) => {
                 AlertKind::PrimaryServiceDown
@@ -129,7 +133,7 @@ impl AlertKind {
             AlertKind::SafetyNetGone => (IncidentAction::Trigger, backup_key(), "warning"),
             AlertKind::BackupRecovered => (IncidentAction::Resolve, backup_key(), "info"),
             AlertKind::Test => (IncidentAction::Trigger, "switchback/test".to_owned(), "info"),
-            AlertKind::Operator | AlertKind::Converged => return None,
+            AlertKind::StateChange | AlertKind::Operator | AlertKind::Converged => return None,
         };
         Some(Incident { action, dedup_key, severity })
     }

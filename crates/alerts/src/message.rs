@@ -101,6 +101,15 @@ impl AlertMessage {
             AlertKind::FailbackReady => {
                 format!("{route} route ready to fail back; waiting for an operator: {}", self.reason)
             }
+            AlertKind::StateChange => {
+                let state = |s: Option<RouteState>| s.map_or("?", RouteState::as_str);
+                format!(
+                    "{route} route {} -> {}, phones on {active}: {}",
+                    state(self.from),
+                    state(self.to),
+                    self.reason
+                )
+            }
             AlertKind::Operator => format!("operator {} on the {route} route: {}", self.actor, self.reason),
             AlertKind::Converged => format!("phones converged: {}", self.reason),
             AlertKind::Test => "switchback test alert: no action needed".to_owned(),

@@ -69,7 +69,7 @@ fn message(event: &Event) -> AlertMessage {
 }
 
 #[test]
-fn a_failover_goes_to_every_webhook_and_a_blip_only_closes_pagerduty() {
+fn a_failover_goes_to_every_webhook_a_blip_only_closes_pagerduty_and_a_hold_down_goes_to_people() {
     let hooks = [
         webhook("ops", AlertFormat::Generic),
         webhook("chat", AlertFormat::Slack),
@@ -83,7 +83,7 @@ fn a_failover_goes_to_every_webhook_and_a_blip_only_closes_pagerduty() {
     ];
     let rows = plan(&state, 2, &events, &hooks);
     let got: Vec<(usize, &str)> = rows.iter().map(|r| (r.event_index, r.webhook.as_str())).collect();
-    assert_eq!(got, [(0, "ops"), (0, "chat"), (0, "pd"), (1, "pd")]);
+    assert_eq!(got, [(0, "ops"), (0, "chat"), (0, "pd"), (1, "pd"), (2, "ops"), (2, "chat")]);
 }
 
 #[test]
@@ -150,4 +150,15 @@ fn slack_text_says_what_happened() {
     let body: serde_json::Value = serde_json::from_str(&prepared.body).unwrap_or_default();
     let text = body["text"].as_str().unwrap_or_default();
     assert!(text.contains("FAILOVER") && text.contains("virginia") && text.contains("timeout"), "{text}");
+}
+
+#[test]
+fn every_transition_alerts_people() {
+    use RouteState::*;
+    for (from, to) in [(Primary, Failing), (FailedOver, Recovering), (Recovering, FailedOver)] {
+        let event = transition(Route::Sip, from, to, Role::Backup);
+        assert_eq!(AlertKind::of(&event), Some(AlertKind::StateChange), "{from:?} -> {to:?}");
+        let text = message(&event).summary;
+        assert!(text.contains(from.as_str()) && text.contains(to.as_str()), "{text}");
+    }
 }

@@ -45,7 +45,7 @@ impl ActiveSites {
                 site: sip.name.clone(),
                 role: sip.role,
                 host: sip.softswitch.host.clone(),
-                port: sip.softswitch.port,
+                port: sip.softswitch.port(),
                 transport: sip.softswitch.transport,
             },
             stun: StunSite {
@@ -64,10 +64,7 @@ impl ActiveSites {
 }
 
 fn transport_name<S: serde::Serializer>(transport: &Transport, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(match transport {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
-    })
+    serializer.serialize_str(transport.as_str())
 }
 
 /// Settings from the config that every phone file carries. They do not change while

@@ -33,6 +33,7 @@ impl Shared {
         let (yealink_transport, spa_transport) = match sites.sip.transport {
             Transport::Udp => (0, "UDP"),
             Transport::Tcp => (1, "TCP"),
+            Transport::Tls => (2, "TLS"),
         };
         Self {
             yealink_url: settings.vendor_url("yealink"),

@@ -1,4 +1,5 @@
-//! A real Kamailio answering OPTIONS on UDP and TCP at its own loopback address.
+//! A real Kamailio answering OPTIONS on UDP and TCP at its own loopback address, and
+//! on request over TLS too, with a self-signed certificate.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ impl SipAnswer {
 #[derive(Debug)]
 pub struct Kamailio {
     addr: SocketAddr,
+    tls: Option<SocketAddr>,
     daemon: Daemon,
 }
 
@@ -45,11 +47,24 @@ impl Kamailio {
     /// Starts Kamailio on a fresh loopback address and waits until it answers OPTIONS.
     /// Fails when Kamailio is not installed or does not come up.
     pub async fn start(answer: SipAnswer) -> anyhow::Result<Self> {
+        Self::start_on_fresh_address(answer, false).await
+    }
+
+    /// Like [`Kamailio::start`], and also listening for SIP over TLS at `tls_addr()`.
+    pub async fn start_with_tls(answer: SipAnswer) -> anyhow::Result<Self> {
+        Self::start_on_fresh_address(answer, true).await
+    }
+
+    async fn start_on_fresh_address(answer: SipAnswer, with_tls: bool) -> anyhow::Result<Self> {
         let mut last_error = None;
         for _ in 0..START_TRIES {
             let ip = loopback_ip();
             let addr = SocketAddr::from((ip, free_port(ip)?));
-            match Self::start_at(addr, answer).await {
+            let tls = match with_tls {
+                true => Some(SocketAddr::from((ip, free_port_besides(ip, addr.port())?))),
+                false => None,
+            };
+            match Self::launch(addr, tls, answer).await {
                 Ok(kamailio) => return Ok(kamailio),
                 Err(err) => last_error = Some(err),
             }
@@ -60,10 +75,18 @@ impl Kamailio {
     /// Starts Kamailio on `addr` (UDP and TCP), say where a stopped one listened, so that
     /// a softswitch can come back at the address switchback probes; waits until it answers.
     pub async fn start_at(addr: SocketAddr, answer: SipAnswer) -> anyhow::Result<Self> {
+        Self::launch(addr, None, answer).await
+    }
+
+    async fn launch(addr: SocketAddr, tls: Option<SocketAddr>, answer: SipAnswer) -> anyhow::Result<Self> {
         let binary = Daemon::locate("kamailio")?;
         let modules = modules_dir()?;
         let dir = tempfile::Builder::new().prefix("kamailio-").tempdir()?;
-        std::fs::write(dir.path().join("kamailio.cfg"), config(addr, &modules, answer))?;
+        let mut cfg = config(addr, &modules, answer);
+        if let Some(tls) = tls {
+            cfg = with_tls_listener(&cfg, tls, dir.path())?;
+        }
+        std::fs::write(dir.path().join("kamailio.cfg"), cfg)?;
         let mut command = Command::new(&binary);
         // Absolute paths: Kamailio changes its working folder (-w) before writing its pid file.
         command
@@ -80,8 +103,13 @@ impl Kamailio {
             // Small memory pools: a test instance answers a handful of requests.
             .args(["-m", "16", "-M", "4"]);
         let mut daemon = Daemon::spawn(command, dir)?;
-        wait_ready(&mut daemon, addr).await?;
-        Ok(Self { addr, daemon })
+        wait_ready(&mut daemon, addr, tls).await?;
+        Ok(Self { addr, tls, daemon })
+    }
+
+    /// Where it listens for SIP over TLS, if started with [`Kamailio::start_with_tls`].
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls
     }
 
     /// Where it listens, on UDP and TCP.
@@ -130,6 +158,41 @@ request_route {{
     )
 }
 
+/// A free port on `ip` other than `taken` (which is free too until Kamailio binds it).
+fn free_port_besides(ip: Ipv4Addr, taken: u16) -> anyhow::Result<u16> {
+    for _ in 0..5 {
+        let port = free_port(ip)?;
+        if port != taken {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no second free port on {ip}")
+}
+
+/// Adds a TLS listener at `tls` to a config, with a fresh self-signed certificate for
+/// `sip.test` and the listener's address written into `dir`.
+fn with_tls_listener(cfg: &str, tls: SocketAddr, dir: &std::path::Path) -> anyhow::Result<String> {
+    let names = vec!["sip.test".to_owned(), tls.ip().to_string()];
+    let cert = rcgen::generate_simple_self_signed(names).context("self-signed certificate")?;
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem())?;
+    std::fs::write(&key_path, cert.key_pair.serialize_pem())?;
+    let modules_end = cfg.find("\nrequest_route").context("config has a request_route")?;
+    let (head, routes) = cfg.split_at(modules_end);
+    Ok(format!(
+        r#"{head}
+enable_tls=yes
+listen=tls:{tls}
+loadmodule "tls.so"
+modparam("tls", "certificate", "{cert}")
+modparam("tls", "private_key", "{key}")
+modparam("tls", "tls_method", "TLSv1.2+")
+{routes}"#,
+        cert = cert_path.display(),
+        key = key_path.display(),
+    ))
+}
+
 /// Debian puts modules under the multiarch folder; other layouts are tried too.
 fn modules_dir() -> anyhow::Result<PathBuf> {
     let mut candidates: Vec<PathBuf> =
@@ -149,7 +212,7 @@ fn modules_dir() -> anyhow::Result<PathBuf> {
 
 /// Waits until Kamailio answers a hand-written OPTIONS over UDP and accepts TCP, so that
 /// readiness never depends on the probe under test.
-async fn wait_ready(daemon: &mut Daemon, addr: SocketAddr) -> anyhow::Result<()> {
+async fn wait_ready(daemon: &mut Daemon, addr: SocketAddr, tls: Option<SocketAddr>) -> anyhow::Result<()> {
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
     socket.connect(addr).await?;
     let local = socket.local_addr()?;
@@ -176,7 +239,11 @@ async fn wait_ready(daemon: &mut Daemon, addr: SocketAddr) -> anyhow::Result<()>
                 Ok(Ok(n)) if buf[..n].starts_with(b"SIP/2.0 ")
             );
             let tcp = answered && TcpStream::connect(addr).await.is_ok();
-            tcp.then_some(true)
+            let tls = match tls {
+                Some(tls) => tcp && TcpStream::connect(tls).await.is_ok(),
+                None => tcp,
+            };
+            tls.then_some(true)
         }
     })
     .await;

@@ -100,14 +100,35 @@ pub struct SiteConfig {
 pub enum Transport {
     Udp,
     Tcp,
+    /// SIP over TLS (RFC 3261 §26.2); port 5061 unless `port` says otherwise.
+    Tls,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+
+    /// The well-known SIP port for the transport.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Udp | Transport::Tcp => 5060,
+            Transport::Tls => 5061,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SoftswitchConfig {
     pub host: String,
-    #[serde(default = "default_sip_port")]
-    pub port: u16,
+    /// `None`: the transport's well-known port (see [`SoftswitchConfig::port`]).
+    #[serde(default, rename = "port")]
+    pub explicit_port: Option<u16>,
     #[serde(default = "default_transport")]
     pub transport: Transport,
     /// Replies other than 2xx that still count as healthy (e.g. 404 from a strict proxy).
@@ -150,8 +171,11 @@ pub struct AlertConfig {
     pub routing_key: Option<SecretString>,
 }
 
-fn default_sip_port() -> u16 {
-    5060
+impl SoftswitchConfig {
+    /// The port probed and written into phone files: 5060, or 5061 for TLS, unless set.
+    pub fn port(&self) -> u16 {
+        self.explicit_port.unwrap_or_else(|| self.transport.default_port())
+    }
 }
 
 fn default_stun_port() -> u16 {
@@ -325,7 +349,7 @@ impl Config {
     pub fn service_target(&self, service: ServiceId) -> String {
         let site = self.site(service.role);
         match service.kind {
-            ServiceKind::Softswitch => format!("{}:{}", site.softswitch.host, site.softswitch.port),
+            ServiceKind::Softswitch => format!("{}:{}", site.softswitch.host, site.softswitch.port()),
             ServiceKind::Stun => format!("{}:{}", site.stun.host, site.stun.port),
             ServiceKind::Database => redact_url(site.database.url.expose_secret()),
         }
@@ -338,7 +362,7 @@ impl SiteConfig {
             return Err(ConfigError::invalid(format!("{key}.name"), "must be a non-empty name"));
         }
         validate_host(&format!("{key}.softswitch.host"), &self.softswitch.host)?;
-        validate_port(&format!("{key}.softswitch.port"), self.softswitch.port)?;
+        validate_port(&format!("{key}.softswitch.port"), self.softswitch.port())?;
         for code in &self.softswitch.healthy_codes {
             if !(100..=699).contains(code) {
                 return Err(ConfigError::invalid(

@@ -165,3 +165,22 @@ fn redact_url_hides_only_the_password() {
     assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
     assert_eq!(redact_url("mysql://root@127.0.0.1:3306/test"), "mysql://root@127.0.0.1:3306/test");
 }
+
+#[test]
+fn a_softswitch_port_defaults_by_transport() {
+    let tls = GOOD.replace(
+        r#"softswitch = { host = "sip1.va.example.net", port = 5060, transport = "tcp" }"#,
+        r#"softswitch = { host = "sip1.va.example.net", transport = "tls" }"#,
+    );
+    let config = Config::parse(&tls).unwrap_or_else(|e| panic!("{e}"));
+    let backup = &config.site(Role::Backup).softswitch;
+    assert_eq!((backup.transport, backup.port()), (Transport::Tls, 5061));
+    let udp = GOOD.replace(r#", port = 5060, transport = "udp" }"#, " }");
+    let config = Config::parse(&udp).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.site(Role::Primary).softswitch.port(), 5060);
+    let explicit = tls.replace(r#"transport = "tls" }"#, r#"transport = "tls", port = 5071 }"#);
+    let config = Config::parse(&explicit).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.site(Role::Backup).softswitch.port(), 5071);
+    let bad = GOOD.replace(r#"transport = "tcp""#, r#"transport = "sctp""#);
+    assert!(error_of(&bad).contains("sites[1].softswitch.transport"), "{}", error_of(&bad));
+}

@@ -84,6 +84,7 @@ pub(crate) fn options_request(
         transport: match transport {
             Transport::Udp => rsip::Transport::Udp,
             Transport::Tcp => rsip::Transport::Tcp,
+            Transport::Tls => rsip::Transport::Tls,
         },
         uri: rsip::Uri {
             host_with_port: rsip::HostWithPort { host: ip_host(local.ip()), port: Some(local.port().into()) },

@@ -1,8 +1,10 @@
 //! The softswitch probe: a SIP OPTIONS request over UDP (with RFC 3261 timer E
-//! retransmission) or TCP, healthy on a 2xx reply or one of the configured `healthy_codes`.
+//! retransmission), TCP or TLS, healthy on a 2xx reply or one of the configured
+//! `healthy_codes`.
 
 mod message;
 mod tcp;
+mod tls;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -28,10 +30,10 @@ pub async fn options(target: &SoftswitchConfig, settings: &ProbeSettings) -> Out
 
 /// One OPTIONS transaction that must end by `deadline`.
 async fn attempt(target: &SoftswitchConfig, deadline: Instant) -> Outcome {
-    let peer = resolve(&target.host, target.port, deadline).await?;
+    let peer = resolve(&target.host, target.port(), deadline).await?;
     let answer = match target.transport {
         Transport::Udp => udp_transaction(target, peer, deadline).await?,
-        Transport::Tcp => tcp::transaction(target, peer, deadline).await?,
+        Transport::Tcp | Transport::Tls => tcp::transaction(target, peer, deadline).await?,
     };
     message::judge(answer.status, &target.healthy_codes).map(|()| answer.latency)
 }
@@ -59,7 +61,8 @@ async fn udp_transaction(
     let local = socket.local_addr().map_err(|e| io_failure(&e))?;
 
     let tx = Transaction::random();
-    let request = message::options_request(&tx, &target.host, target.port, Transport::Udp, local).to_string();
+    let request =
+        message::options_request(&tx, &target.host, target.port(), Transport::Udp, local).to_string();
     let start = Instant::now();
     socket.send(request.as_bytes()).await.map_err(|e| io_failure(&e))?;
 

@@ -1,15 +1,15 @@
-//! OPTIONS over TCP: connect, send, and read framed replies (headers, then a
-//! Content-Length body) until a final one for our transaction arrives.
+//! OPTIONS over TCP or TLS: connect (and shake hands), send, and read framed replies
+//! (headers, then a Content-Length body) until a final one for our transaction arrives.
 
 use std::net::SocketAddr;
 
 use switchback_core::config::{SoftswitchConfig, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
 use super::message::{self, Reply, Transaction};
-use super::Answer;
+use super::{tls, Answer};
 use crate::probe::{io_failure, Failure};
 
 /// More than any sane reply to OPTIONS; a peer streaming past this is not a softswitch.
@@ -22,14 +22,31 @@ pub(super) async fn transaction(
     deadline: Instant,
 ) -> Result<Answer, Failure> {
     let start = Instant::now();
-    let mut stream = match timeout_at(deadline, TcpStream::connect(peer)).await {
+    let stream = match timeout_at(deadline, TcpStream::connect(peer)).await {
         Err(_) => return Err(Failure::Timeout),
         Ok(Err(err)) => return Err(io_failure(&err)),
         Ok(Ok(stream)) => stream,
     };
     let local = stream.local_addr().map_err(|e| io_failure(&e))?;
     let tx = Transaction::random();
-    let request = message::options_request(&tx, &target.host, target.port, Transport::Tcp, local).to_string();
+    let request =
+        message::options_request(&tx, &target.host, target.port(), target.transport, local).to_string();
+    let status = if target.transport == Transport::Tls {
+        let stream = tls::handshake(stream, &target.host, deadline).await?;
+        exchange(stream, &tx, &request, deadline).await?
+    } else {
+        exchange(stream, &tx, &request, deadline).await?
+    };
+    Ok(Answer { status, latency: start.elapsed() })
+}
+
+/// Sends `request` and reads until the final reply to `tx`; its status code.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    tx: &Transaction,
+    request: &str,
+    deadline: Instant,
+) -> Result<u16, Failure> {
     match timeout_at(deadline, stream.write_all(request.as_bytes())).await {
         Err(_) => return Err(Failure::Timeout),
         Ok(Err(err)) => return Err(io_failure(&err)),
@@ -39,10 +56,10 @@ pub(super) async fn transaction(
     let mut pending = Vec::new();
     let mut remembered = None;
     loop {
-        while let Some((len, reply)) = next_frame(&pending, &tx) {
+        while let Some((len, reply)) = next_frame(&pending, tx) {
             pending.drain(..len);
             match reply {
-                Reply::Final(status) => return Ok(Answer { status, latency: start.elapsed() }),
+                Reply::Final(status) => return Ok(status),
                 Reply::Provisional(_) => {}
                 other => remembered = other.remembered().or(remembered),
             }

@@ -225,3 +225,18 @@ fn a_reader_keeps_its_whole_generation_across_a_swap() {
     assert_eq!(held.get(FileName::YealinkPhone(mac(0))).map(|f| f.bytes().clone()), before);
     assert!(held.get(FileName::LinksysPhone(mac(3))).is_some());
 }
+
+#[test]
+fn tls_softswitches_are_transport_2_and_tls_on_port_5061() {
+    let mut active = sites(Backup, Primary);
+    active.sip.transport = switchback_core::config::Transport::Tls;
+    active.sip.port = 5061;
+    let generation = render(&active, &[phone(5, Vendor::Yealink), phone(6, Vendor::Linksys)]);
+    let yealink = generation.yealink_file("001500000005.cfg").unwrap_or_else(|| panic!("no file"));
+    expect(
+        &yealink_keys(yealink),
+        &[("account.1.sip_server.1.transport_type", "2"), ("account.1.sip_server.1.port", "5061")],
+    );
+    let spa = generation.linksys_file("spa001500000006.xml").unwrap_or_else(|| panic!("no file"));
+    expect(&spa_keys(spa), &[("SIP_Transport_1_", "TLS"), ("Proxy_1_", "sip1.va.example.net:5061")]);
+}
