@@ -188,3 +188,20 @@ impl CheckResult {
         Self { service, healthy: false, latency: None, reason: Some(reason.into()), checked_at }
     }
 }
+
+/// A latency in whole milliseconds, rounded up: an answer that took 0.3 ms shows as 1 ms,
+/// never as 0 ms, which would read as "not measured".
+pub fn latency_ms(latency: Duration) -> u64 {
+    u64::try_from(latency.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_round_up_to_whole_milliseconds() {
+        let ms = |micros| latency_ms(Duration::from_micros(micros));
+        assert_eq!((ms(0), ms(1), ms(300), ms(1000), ms(1001), ms(41_999)), (0, 1, 1, 1, 2, 42));
+    }
+}

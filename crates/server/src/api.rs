@@ -116,7 +116,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
                 .map(|c| RecentCheck {
                     healthy: c.healthy,
                     checked_at: c.checked_at,
-                    latency_ms: c.latency.map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX)),
+                    latency_ms: c.latency.map(switchback_core::model::latency_ms),
                     reason: c.reason,
                 })
                 .collect(),

@@ -49,7 +49,7 @@ fn record(state: &mut EngineState, result: &CheckResult) -> bool {
     let was = track.healthy;
     track.healthy = Some(result.healthy);
     track.checked_at = Some(result.checked_at);
-    track.latency_ms = result.latency.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    track.latency_ms = result.latency.map(crate::model::latency_ms);
     track.reason = result.reason.clone();
     if result.healthy {
         track.failing_since = None;
