@@ -420,7 +420,10 @@ async fn fetches_fold_into_each_phones_latest(db: StoreDb) {
         generation,
         source: "127.0.0.9".parse().unwrap(),
         user_agent: "Yealink SIP-T46S 66.86.0.15".to_owned(),
+        count: 1,
     };
+    // A record folded in memory (three fetches of one phone) counts as three.
+    let folded = PhoneFetch { count: 3, ..fetch("001565000002", 65, 2) };
     store
         .record_fetches(&[
             fetch("001565000001", 1, 1),
@@ -429,10 +432,10 @@ async fn fetches_fold_into_each_phones_latest(db: StoreDb) {
         ])
         .await
         .unwrap();
-    store.record_fetches(&[fetch("001565000002", 65, 2)]).await.unwrap();
+    store.record_fetches(&[folded]).await.unwrap();
     let records = store.fetch_records().await.unwrap();
     assert_eq!(records.len(), 2);
     assert_eq!((records[0].generation, records[0].at, records[0].fetches), (2, at(61, 0), 2));
-    assert_eq!((records[1].generation, records[1].at, records[1].fetches), (2, at(65, 0), 2));
+    assert_eq!((records[1].generation, records[1].at, records[1].fetches), (2, at(65, 0), 4));
     assert_eq!(records[1].user_agent, "Yealink SIP-T46S 66.86.0.15");
 }

@@ -61,7 +61,7 @@ pub struct Metrics {
     phones_total: Gauge,
     phones_on_current: Gauge,
     phone_fetches: Family<FetchLabels, Counter>,
-    fetches_dropped: Gauge,
+    fetches_pending: Gauge,
     alerts: Family<AlertLabels, Gauge>,
 }
 
@@ -97,7 +97,7 @@ impl Metrics {
             phones_total: Gauge::default(),
             phones_on_current: Gauge::default(),
             phone_fetches: Family::default(),
-            fetches_dropped: Gauge::default(),
+            fetches_pending: Gauge::default(),
             alerts: Family::default(),
             registry: Registry::default(),
         };
@@ -136,9 +136,9 @@ impl Metrics {
         );
         registry.register("switchback_phone_fetches", "Phone file requests", m.phone_fetches.clone());
         registry.register(
-            "switchback_phone_fetch_records_dropped",
-            "Fetch records lost because the store was unreachable too long",
-            m.fetches_dropped.clone(),
+            "switchback_phone_fetch_records_pending",
+            "Phones whose latest fetches are not yet in the store (flushed every 2 s)",
+            m.fetches_pending.clone(),
         );
         registry.register(
             "switchback_alerts",
@@ -220,7 +220,7 @@ pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
     m.phones_total.set(i64::try_from(generation.phone_count()).unwrap_or(i64::MAX));
     let on_current = state.fetches.on_generation(generation.number());
     m.phones_on_current.set(i64::try_from(on_current).unwrap_or(i64::MAX));
-    m.fetches_dropped.set(i64::try_from(state.fetches.dropped()).unwrap_or(i64::MAX));
+    m.fetches_pending.set(i64::try_from(state.fetches.pending()).unwrap_or(i64::MAX));
 
     match state.store.alert_counts().await {
         Ok(counts) => {

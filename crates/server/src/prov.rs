@@ -37,6 +37,7 @@ pub async fn phone_file(
             generation: generation.number(),
             source: peer.ip(),
             user_agent: user_agent.chars().take(200).collect(),
+            count: 1,
         });
     }
 

@@ -110,7 +110,7 @@ pub(crate) async fn record_fetches(
         if fetch.at >= entry.0.at {
             entry.0 = fetch;
         }
-        entry.1 += 1;
+        entry.1 = entry.1.saturating_add(i64::try_from(fetch.count).unwrap_or(i64::MAX));
     }
     for (mac, (fetch, count)) in latest {
         sqlx::query(
