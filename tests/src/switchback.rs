@@ -440,26 +440,7 @@ pub struct CheckRow {
 
 /// Runs `binary check --config config` to its end (at most 60 s).
 pub async fn check(binary: impl AsRef<Path>, config: &Path) -> anyhow::Result<CheckRun> {
-    let binary = binary.as_ref();
-    let start = Instant::now();
-    let output = Command::new(binary)
-        .arg("check")
-        .arg("--config")
-        .arg(config)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(CHECK_WITHIN, output)
-        .await
-        .with_context(|| format!("switchback check still running after {CHECK_WITHIN:?}"))?
-        .with_context(|| format!("starting {}", binary.display()))?;
-    Ok(CheckRun {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: start.elapsed(),
-    })
+    one_shot(binary, &["check".as_ref(), "--config".as_ref(), config.as_os_str()]).await
 }
 
 const COLUMNS: [&str; 5] = ["SITE", "SERVICE", "HEALTHY", "LATENCY", "REASON"];
@@ -518,8 +499,8 @@ fn parse_row(line: &str, starts: &[usize]) -> anyhow::Result<CheckRow> {
 
 // ---- switchback phones import and other one-shot commands --------------------------------
 
-/// Runs `binary ARGS…` to its end (at most 60 s), for the one-shot commands other than
-/// `check` (`phones import`, `render`); `rows()` only makes sense for `check`.
+/// Runs `binary ARGS…` to its end (at most 60 s), for the one-shot commands (`check`,
+/// `phones import`, `render`); `rows()` only makes sense for `check`.
 pub async fn one_shot(binary: impl AsRef<Path>, args: &[&std::ffi::OsStr]) -> anyhow::Result<CheckRun> {
     let binary = binary.as_ref();
     let start = Instant::now();
