@@ -29,7 +29,7 @@ pub struct PhoneFetch {
 impl PhoneFetch {
     /// Folds `other` (another fetch of the same phone) into this one: the later of the
     /// two is kept, and the counts add up.
-    fn absorb(&mut self, other: PhoneFetch) {
+    pub fn absorb(&mut self, other: PhoneFetch) {
         let count = self.count.saturating_add(other.count);
         if other.at >= self.at {
             *self = other;

@@ -103,16 +103,20 @@ pub(crate) async fn record_fetches(
     conn: &mut AnyConnection,
     fetches: &[PhoneFetch],
 ) -> Result<(), StoreError> {
-    // One row per phone: the batch's latest fetch of it, and how many it made.
-    let mut latest: HashMap<Mac, (&PhoneFetch, i64)> = HashMap::new();
+    // One row per phone, folded as the fetch log folds: the batch's latest fetch of it,
+    // and how many it made. The fetch log hands over one record per phone already; a
+    // batch from elsewhere may hold several, in any order.
+    let mut latest: HashMap<Mac, PhoneFetch> = HashMap::new();
     for fetch in fetches {
-        let entry = latest.entry(fetch.mac).or_insert((fetch, 0));
-        if fetch.at >= entry.0.at {
-            entry.0 = fetch;
+        match latest.get_mut(&fetch.mac) {
+            Some(folded) => folded.absorb(fetch.clone()),
+            None => {
+                latest.insert(fetch.mac, fetch.clone());
+            }
         }
-        entry.1 = entry.1.saturating_add(i64::try_from(fetch.count).unwrap_or(i64::MAX));
     }
-    for (mac, (fetch, count)) in latest {
+    for (mac, fetch) in latest {
+        let count = i64::try_from(fetch.count).unwrap_or(i64::MAX);
         sqlx::query(
             "INSERT INTO phone_fetches (mac, vendor, at, generation, source, user_agent, fetches) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
