@@ -137,6 +137,8 @@ pub struct TestPhone {
     pub user_id: String,
     pub auth_id: String,
     pub password: String,
+    /// The `prov_password` column: its password for HTTP Digest on its own file.
+    pub prov_password: Option<String>,
 }
 
 impl TestPhone {
@@ -149,7 +151,14 @@ impl TestPhone {
             user_id: format!("{}", 2000 + n),
             auth_id: format!("auth{}", 2000 + n),
             password: format!("pw-{n}-s3cret"),
+            prov_password: None,
         }
+    }
+
+    /// The same phone with a provisioning password.
+    pub fn with_prov_password(mut self, password: &str) -> Self {
+        self.prov_password = Some(password.to_owned());
+        self
     }
 
     /// `/prov/yealink/{mac}.cfg` or `/prov/linksys/spa{mac}.xml`.
@@ -176,9 +185,12 @@ pub fn sample_phones() -> Vec<TestPhone> {
     phones
 }
 
-/// The phones as a CSV file with the header of SPEC.md, MACs in the common spellings.
+/// The phones as a CSV file with the header of SPEC.md, MACs in the common spellings;
+/// with the `prov_password` column when any phone has one.
 pub fn phones_csv(phones: &[TestPhone]) -> String {
-    let mut out = String::from("mac,vendor,model,display_name,user_id,auth_id,password\n");
+    let prov = phones.iter().any(|p| p.prov_password.is_some());
+    let mut out = String::from("mac,vendor,model,display_name,user_id,auth_id,password");
+    out.push_str(if prov { ",prov_password\n" } else { "\n" });
     for (i, phone) in phones.iter().enumerate() {
         let mac = spelled(&phone.mac, i);
         let fields = [
@@ -190,7 +202,10 @@ pub fn phones_csv(phones: &[TestPhone]) -> String {
             &phone.auth_id,
             &phone.password,
         ];
-        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        let mut row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        if prov {
+            row.push(csv_field(phone.prov_password.as_deref().unwrap_or_default()));
+        }
         out.push_str(&row.join(","));
         out.push('\n');
     }
@@ -233,6 +248,8 @@ pub struct Running {
     pub base: String,
     pub phones: Vec<TestPhone>,
     client: reqwest::Client,
+    /// Sent as a bearer token on `/api/` reads by [`Running::get`].
+    read_token: Option<String>,
 }
 
 impl Running {
@@ -254,7 +271,8 @@ impl Running {
         let base = config.base_url()?;
         let mut process = Switchback::run(binary, config.path())?;
         process.wait_ready(&base, READY_WITHIN).await?;
-        Ok(Self { config, process, base, phones: phones.to_vec(), client: http_client()? })
+        let read_token = builder.read_token_value().map(str::to_owned);
+        Ok(Self { config, process, base, phones: phones.to_vec(), client: http_client()?, read_token })
     }
 
     /// Stops it (SIGTERM), to start it again with [`Running::start_again`].
@@ -282,10 +300,15 @@ impl Running {
         format!("{}{path}", self.base)
     }
 
-    /// `GET path`, any status.
+    /// `GET path`, any status; `/api/` paths with the config's read token, as a script
+    /// or Grafana would (use [`Running::client`] to ask without one).
     pub async fn get(&self, path: &str) -> anyhow::Result<HttpResponse> {
         let url = self.url(path);
-        read(self.client.get(&url).send().await.with_context(|| format!("GET {url}"))?).await
+        let mut request = self.client.get(&url);
+        if let (true, Some(token)) = (path.starts_with("/api/"), &self.read_token) {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.with_context(|| format!("GET {url}"))?).await
     }
 
     /// `GET path` that must answer 200 with JSON.

@@ -65,6 +65,18 @@ impl YealinkFile {
         self.keys.get(key).map(String::as_str).with_context(|| format!("no `{key}`"))
     }
 
+    /// `static.auto_provision.server.username` and `.password`, the credentials the phone
+    /// fetches its file with; `None` when the file carries neither, an error for one alone.
+    pub fn provisioning_credentials(&self) -> anyhow::Result<Option<(&str, &str)>> {
+        let user = self.keys.get("static.auto_provision.server.username");
+        let password = self.keys.get("static.auto_provision.server.password");
+        match (user, password) {
+            (Some(user), Some(password)) => Ok(Some((user, password))),
+            (None, None) => Ok(None),
+            _ => bail!("a provisioning username without a password, or the reverse"),
+        }
+    }
+
     /// `account.1.sip_server.1.address:port` and `static.sip.nat_stun.server:port`.
     pub fn pointing(&self) -> anyhow::Result<Pointing> {
         let port = |key: &str| -> anyhow::Result<u16> {
@@ -132,9 +144,52 @@ impl SpaFile {
         Ok(value)
     }
 
+    /// `Profile_Rule`, read as the phone reads it.
+    pub fn profile_rule(&self) -> anyhow::Result<ProfileRule> {
+        ProfileRule::parse(self.get("Profile_Rule")?)
+    }
+
     /// `Proxy_1_` and `STUN_Server`, both `host:port`.
     pub fn pointing(&self) -> anyhow::Result<Pointing> {
         Ok(Pointing { sip: self.get("Proxy_1_")?.to_owned(), stun: self.get("STUN_Server")?.to_owned() })
+    }
+}
+
+/// An SPA profile rule: an optional `[--option value …]` in front of the URL (the Cisco
+/// SPA provisioning guide's URL options), of which `--uid` and `--pwd` are the HTTP
+/// credentials the phone resyncs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileRule {
+    pub uid: Option<String>,
+    pub pwd: Option<String>,
+    pub url: String,
+}
+
+impl ProfileRule {
+    /// Strict: only `--uid` and `--pwd`, each once with a value, and a URL without white
+    /// space, `[`, `]`, `#` or `|` (which the phone would read as rule syntax).
+    pub fn parse(rule: &str) -> anyhow::Result<Self> {
+        let (options, url) = match rule.strip_prefix('[') {
+            Some(rest) => rest.split_once(']').context("unterminated `[` options")?,
+            None => ("", rule),
+        };
+        let (mut uid, mut pwd) = (None, None);
+        let mut words = options.split(' ').filter(|word| !word.is_empty());
+        while let Some(option) = words.next() {
+            let slot = match option {
+                "--uid" => &mut uid,
+                "--pwd" => &mut pwd,
+                other => bail!("unknown profile rule option `{other}`"),
+            };
+            let value = words.next().with_context(|| format!("`{option}` without a value"))?;
+            if slot.replace(value.to_owned()).is_some() {
+                bail!("`{option}` twice");
+            }
+        }
+        if url.is_empty() || url.contains(|c: char| c.is_whitespace() || matches!(c, '[' | ']' | '#' | '|')) {
+            bail!("`{url}` is not a profile rule URL");
+        }
+        Ok(Self { uid, pwd, url: url.to_owned() })
     }
 }
 
@@ -344,5 +399,94 @@ mod tests {
         assert!(SpaFile::parse(&SPA[..SPA.len() - 5]).is_err(), "cut short");
         assert!(SpaFile::parse(&SPA.replace(" ua=\"na\">127.0.0.2", ">127.0.0.2")).is_err(), "no ua");
         assert!(SpaFile::parse(&format!("{SPA}<flat-profile>")).is_err(), "two profiles");
+    }
+
+    #[test]
+    fn profile_rules_are_read_as_the_phone_reads_them() {
+        let plain = ProfileRule::parse("http://p:8080/prov/linksys/spa$MA.xml").unwrap();
+        assert_eq!((plain.uid, plain.pwd), (None, None));
+        let with = ProfileRule::parse("[--uid 0015651234ab --pwd s3cr!t]http://p/spa$MA.xml").unwrap();
+        assert_eq!(with.uid.as_deref(), Some("0015651234ab"));
+        assert_eq!(with.pwd.as_deref(), Some("s3cr!t"));
+        assert_eq!(with.url, "http://p/spa$MA.xml");
+        for bad in
+            ["[--uid a --pwd b", "[--key x]http://p/", "[--pwd]http://p/", "[--uid a --uid b]http://p/", "[]"]
+        {
+            assert!(ProfileRule::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The files switchback renders, parsed back here by code that shares nothing with
+    /// the templates: credentials appear only for a phone that has a provisioning password.
+    #[test]
+    fn rendered_files_carry_provisioning_credentials_only_when_the_phone_has_them() {
+        use std::time::Duration;
+
+        use secrecy::SecretString;
+        use switchback_core::config::Transport;
+        use switchback_core::Role;
+        use switchback_provisioning::{
+            ActiveSites, Generation, Mac, Phone, RenderSettings, SipSite, StunSite, Vendor,
+        };
+
+        let sites = ActiveSites {
+            sip: SipSite {
+                site: "chicago".into(),
+                role: Role::Primary,
+                host: "127.0.0.2".into(),
+                port: 5060,
+                transport: Transport::Udp,
+            },
+            stun: StunSite {
+                site: "chicago".into(),
+                role: Role::Primary,
+                host: "127.0.0.3".into(),
+                port: 3478,
+            },
+        };
+        let settings = RenderSettings {
+            public_url: "http://prov.test:8080".into(),
+            poll_interval: Duration::from_secs(60),
+        };
+        let phone = |last: u8, vendor, prov: Option<&str>| Phone {
+            mac: Mac::new([0x00, 0x15, 0x65, 0x12, 0x34, last]),
+            vendor,
+            model: "T46S".into(),
+            display_name: String::new(),
+            user_id: "1001".into(),
+            auth_id: String::new(),
+            password: SecretString::from("sip-pw"),
+            prov_password: prov.map(SecretString::from),
+        };
+        let phones = [
+            phone(0xa1, Vendor::Yealink, Some("Yk-4_9q!")),
+            phone(0xa2, Vendor::Yealink, None),
+            phone(0xa3, Vendor::Linksys, Some("Sp-4_9q!")),
+            phone(0xa4, Vendor::Linksys, None),
+        ];
+        let generation = Generation::render(1, &sites, &settings, &phones).unwrap();
+        let yealink = |name| {
+            let file = generation.yealink_file(name).unwrap();
+            YealinkFile::parse(std::str::from_utf8(file.bytes()).unwrap()).unwrap()
+        };
+        let spa = |name| {
+            let file = generation.linksys_file(name).unwrap();
+            SpaFile::parse(std::str::from_utf8(file.bytes()).unwrap()).unwrap().profile_rule().unwrap()
+        };
+
+        let with = yealink("0015651234a1.cfg");
+        assert_eq!(with.provisioning_credentials().unwrap(), Some(("0015651234a1", "Yk-4_9q!")));
+        assert_eq!(
+            with.get("static.auto_provision.server.url").unwrap(),
+            "http://prov.test:8080/prov/yealink/"
+        );
+        assert_eq!(yealink("0015651234a2.cfg").provisioning_credentials().unwrap(), None);
+
+        let rule = spa("spa0015651234a3.xml");
+        assert_eq!((rule.uid.as_deref(), rule.pwd.as_deref()), (Some("0015651234a3"), Some("Sp-4_9q!")));
+        assert_eq!(rule.url, "http://prov.test:8080/prov/linksys/spa$MA.xml");
+        let rule = spa("spa0015651234a4.xml");
+        assert_eq!((rule.uid, rule.pwd), (None, None));
+        assert_eq!(rule.url, "http://prov.test:8080/prov/linksys/spa$MA.xml");
     }
 }

@@ -27,6 +27,9 @@ const STOP_WITHIN: Duration = Duration::from_secs(10);
 const CHECK_WITHIN: Duration = Duration::from_secs(60);
 /// One HTTP request to switchback, connection included.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The `server.read_token` of every config [`ConfigBuilder`] writes (unless cleared with
+/// [`ConfigBuilder::read_token`]): the harness reads `/api/events` and `/api/phones` with it.
+pub const HARNESS_READ_TOKEN: &str = "harness-read-token-7c1e";
 
 // ---- config ------------------------------------------------------------------------------
 
@@ -65,6 +68,9 @@ pub struct ConfigBuilder {
     failback_after: Duration,
     auto_failback: bool,
     admin_token: Option<String>,
+    read_token: Option<String>,
+    /// Lines added to `[server]` (tls_listen, max_connections, …).
+    server_extra: String,
     extra: String,
 }
 
@@ -80,6 +86,8 @@ impl ConfigBuilder {
             failback_after: Duration::from_secs(2),
             auto_failback: true,
             admin_token: None,
+            read_token: Some(HARNESS_READ_TOKEN.to_owned()),
+            server_extra: String::new(),
             extra: String::new(),
         }
     }
@@ -130,6 +138,24 @@ impl ConfigBuilder {
         self
     }
 
+    /// `server.read_token`; `None` leaves it out of the config.
+    pub fn read_token(mut self, token: Option<&str>) -> Self {
+        self.read_token = token.map(str::to_owned);
+        self
+    }
+
+    /// A `key = value` line added to `[server]`.
+    pub fn server_line(mut self, line: &str) -> Self {
+        self.server_extra.push_str(line);
+        self.server_extra.push('\n');
+        self
+    }
+
+    /// The read token the config carries, if any.
+    pub fn read_token_value(&self) -> Option<&str> {
+        self.read_token.as_deref()
+    }
+
     /// TOML appended verbatim at the end (`[[alerts]]` tables, `[render]`, …).
     pub fn extra(mut self, toml: &str) -> Self {
         self.extra.push_str(toml);
@@ -157,6 +183,10 @@ impl ConfigBuilder {
         if let Some(token) = &self.admin_token {
             out.push_str(&format!("admin_token = {}\n", quoted(token)));
         }
+        if let Some(token) = &self.read_token {
+            out.push_str(&format!("read_token = {}\n", quoted(token)));
+        }
+        out.push_str(&self.server_extra);
         out.push_str(&format!("\n[store]\nurl = {}\n", quoted(store_url)));
         out.push_str(&format!(
             "\n[monitor]\ninterval = \"{}\"\ntimeout = \"{}\"\nretries = {}\nrecheck_interval = \"{}\"\n\

@@ -46,6 +46,8 @@ on_both_backends!(
     corrupt_enum_is_named,
     concurrent_writers_all_land,
     phones_import_adds_then_updates,
+    prov_password_round_trips,
+    import_without_prov_password_stores_null,
     fetches_fold_into_each_phones_latest,
 );
 
@@ -306,6 +308,40 @@ async fn sqlite_file_is_created_in_wal_mode() {
     assert_eq!(&header[18..20], &[2, 2]);
 }
 
+/// The store holds SIP and provisioning passwords: its file, `-wal` and `-shm` are the
+/// owner's alone, whatever the umask.
+#[tokio::test]
+async fn sqlite_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = switchback_tests::databases::TempSqlite::new().unwrap();
+    let store = connect(&db.url()).await.unwrap();
+    store.save_step(&mid_failover(), &[], &[event(1)]).await.unwrap();
+    // While the store is open, SQLite keeps the -wal and -shm files beside it.
+    for suffix in ["", "-wal", "-shm"] {
+        let path = format!("{}{suffix}", db.path().display());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600, "{path}: {mode:o}");
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_sqlite_file_readable_by_others_is_narrowed_at_open() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = switchback_tests::databases::TempSqlite::new().unwrap();
+    let store = connect(&db.url()).await.unwrap();
+    store.save_step(&mid_failover(), &[], &[]).await.unwrap();
+    store.close().await;
+    drop(store);
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+    std::fs::set_permissions(db.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(mode(db.path()), 0o644);
+
+    let store = connect(&db.url()).await.unwrap();
+    assert_eq!(mode(db.path()), 0o600);
+    assert_eq!(store.load_state().await.unwrap(), Some(mid_failover()), "the data is kept");
+}
+
 // ---- connecting ----------------------------------------------------------------------------
 
 #[tokio::test]
@@ -373,7 +409,21 @@ fn phone(mac: &str, vendor: switchback_provisioning::Vendor, name: &str) -> swit
         user_id: "1001".to_owned(),
         auth_id: String::new(),
         password: "pw-1001".to_owned().into(),
+        prov_password: None,
     }
+}
+
+/// How many phones have `prov_password` NULL in the table itself, read past the store.
+async fn null_prov_passwords(db: &StoreDb) -> i64 {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url()).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM phones WHERE prov_password IS NULL")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    count
 }
 
 async fn phones_import_adds_then_updates(db: StoreDb) {
@@ -407,6 +457,52 @@ async fn phones_import_adds_then_updates(db: StoreDb) {
     );
     assert_eq!(phones[1].vendor, Vendor::Linksys);
     assert_eq!(phones[1].password.expose_secret(), "pw-1001");
+}
+
+async fn prov_password_round_trips(db: StoreDb) {
+    use secrecy::ExposeSecret;
+    use switchback_provisioning::Vendor;
+    let store = open(&db).await;
+    let mut with = phone("001565000001", Vendor::Yealink, "Lobby");
+    with.prov_password = Some("Xk4-9qZ_r!~%^*()+=,;:?@{}/ünï".to_owned().into());
+    let without = phone("001565000002", Vendor::Linksys, "Desk");
+    store.import_phones(&[with, without]).await.unwrap();
+
+    let phones = store.phones().await.unwrap();
+    let prov = |i: usize| phones[i].prov_password.as_ref().map(|p| p.expose_secret().to_owned());
+    assert_eq!(prov(0).as_deref(), Some("Xk4-9qZ_r!~%^*()+=,;:?@{}/ünï"));
+    assert_eq!(prov(1), None);
+    assert_eq!(null_prov_passwords(&db).await, 1);
+
+    // An update replaces it.
+    let mut changed = phone("001565000001", Vendor::Yealink, "Lobby");
+    changed.prov_password = Some("second-one".to_owned().into());
+    store.import_phones(&[changed]).await.unwrap();
+    let phones = store.phones().await.unwrap();
+    assert_eq!(
+        phones[0].prov_password.as_ref().map(|p| p.expose_secret().to_owned()).as_deref(),
+        Some("second-one")
+    );
+}
+
+/// Importing a known phone without a provisioning password (a seven-column CSV) clears
+/// the stored one: the store holds what the latest import said.
+async fn import_without_prov_password_stores_null(db: StoreDb) {
+    use switchback_provisioning::Vendor;
+    let store = open(&db).await;
+    let mut first = phone("001565000001", Vendor::Yealink, "Lobby");
+    first.prov_password = Some("first-one".to_owned().into());
+    store.import_phones(&[first]).await.unwrap();
+    assert_eq!(null_prov_passwords(&db).await, 0);
+
+    let report = store.import_phones(&[phone("001565000001", Vendor::Yealink, "Lobby")]).await.unwrap();
+    assert_eq!((report.added, report.updated), (0, 1));
+    assert!(store.phones().await.unwrap()[0].prov_password.is_none());
+    assert_eq!(null_prov_passwords(&db).await, 1, "stored as NULL, not as an empty text");
+
+    // A hand-written empty text reads back as none too.
+    db.exec("UPDATE phones SET prov_password = ''").await.unwrap();
+    assert!(store.phones().await.unwrap()[0].prov_password.is_none());
 }
 
 async fn fetches_fold_into_each_phones_latest(db: StoreDb) {

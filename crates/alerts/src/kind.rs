@@ -27,6 +27,8 @@ pub enum AlertKind {
     StateChange,
     Operator,
     Converged,
+    /// A source was blocked from phone files for scanning (`actor` is the source).
+    ProvisioningScan,
     Test,
 }
 
@@ -62,6 +64,7 @@ impl AlertKind {
             AlertKind::StateChange => "state_change",
             AlertKind::Operator => "operator",
             AlertKind::Converged => "converged",
+            AlertKind::ProvisioningScan => "provisioning_scan",
             AlertKind::Test => "test",
         }
     }
@@ -94,6 +97,7 @@ impl AlertKind {
             EventKind::FailbackReady => AlertKind::FailbackReady,
             EventKind::Operator => AlertKind::Operator,
             EventKind::Converged => AlertKind::Converged,
+            EventKind::ProvisioningScan => AlertKind::ProvisioningScan,
         })
     }
 
@@ -133,6 +137,9 @@ impl AlertKind {
             AlertKind::SafetyNetGone => (IncidentAction::Trigger, backup_key(), "warning"),
             AlertKind::BackupRecovered => (IncidentAction::Resolve, backup_key(), "info"),
             AlertKind::Test => (IncidentAction::Trigger, "switchback/test".to_owned(), "info"),
+            AlertKind::ProvisioningScan => {
+                (IncidentAction::Trigger, format!("switchback/provisioning/{}", event.actor), "warning")
+            }
             AlertKind::StateChange | AlertKind::Operator | AlertKind::Converged => return None,
         };
         Some(Incident { action, dedup_key, severity })

@@ -112,6 +112,9 @@ impl AlertMessage {
             }
             AlertKind::Operator => format!("operator {} on the {route} route: {}", self.actor, self.reason),
             AlertKind::Converged => format!("phones converged: {}", self.reason),
+            AlertKind::ProvisioningScan => {
+                format!("phone-file scan from {} blocked: {}", self.actor, self.reason)
+            }
             AlertKind::Test => "switchback test alert: no action needed".to_owned(),
         }
     }

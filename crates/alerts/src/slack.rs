@@ -9,7 +9,10 @@ use crate::Prepared;
 pub fn prepare(message: &AlertMessage) -> Prepared {
     let mark = match message.kind {
         AlertKind::Failover | AlertKind::BothDown | AlertKind::MonitorBlind => ":rotating_light:",
-        AlertKind::PrimaryServiceDown | AlertKind::SafetyNetGone | AlertKind::FailbackReady => ":warning:",
+        AlertKind::PrimaryServiceDown
+        | AlertKind::SafetyNetGone
+        | AlertKind::FailbackReady
+        | AlertKind::ProvisioningScan => ":warning:",
         AlertKind::Failback | AlertKind::MonitorSighted | AlertKind::Converged => ":white_check_mark:",
         _ => ":information_source:",
     };

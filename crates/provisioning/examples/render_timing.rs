@@ -43,6 +43,7 @@ fn phones(count: u32) -> Vec<Phone> {
                 user_id: format!("{}", 100_000 + n),
                 auth_id: if n % 3 == 0 { format!("auth{n}") } else { String::new() },
                 password: SecretString::from(format!("pw-{n:08x}-secret")),
+                prov_password: None,
             }
         })
         .collect()

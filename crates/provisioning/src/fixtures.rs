@@ -57,6 +57,7 @@ pub(crate) fn phone(n: u64, vendor: Vendor) -> Phone {
         user_id: format!("{}", 1000 + n),
         auth_id: String::new(),
         password: SecretString::from(format!("pw-{n}")),
+        prov_password: None,
     }
 }
 

@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use rayon::prelude::*;
+use secrecy::SecretString;
 
 use crate::mac::Mac;
 use crate::names::{FileName, CONTENT_TYPE_CFG};
@@ -97,10 +98,14 @@ impl fmt::Debug for PhoneFile {
     }
 }
 
+/// One phone's part of a generation. No `Debug`: it holds the provisioning password.
 #[derive(Clone)]
 struct Entry {
     vendor: Vendor,
     file: PhoneFile,
+    /// Kept beside the file so that a request is authenticated from the same generation
+    /// it is answered from, without the store.
+    prov_password: Option<SecretString>,
 }
 
 /// Every file of one generation. Immutable once rendered.
@@ -184,6 +189,13 @@ impl Generation {
         &self.yealink_common
     }
 
+    /// The password phone `mac` fetches its own file with (HTTP Digest, the username
+    /// being the MAC as 12 lowercase hex digits); `None` for an unknown phone or a phone
+    /// without one.
+    pub fn prov_password(&self, mac: Mac) -> Option<&SecretString> {
+        self.phones.get(&mac).and_then(|entry| entry.prov_password.as_ref())
+    }
+
     /// Every phone's own file, in no particular order (the common file is not included).
     pub fn phone_files(&self) -> impl Iterator<Item = (FileName, &PhoneFile)> + '_ {
         self.phones.iter().map(|(mac, entry)| (FileName::for_phone(entry.vendor, *mac), &entry.file))
@@ -199,7 +211,8 @@ fn render_phone(shared: &Shared, phone: &Phone) -> Result<(Mac, Entry), RenderEr
     let text = text.map_err(|source| RenderError::Template { template, source })?;
     let name = FileName::for_phone(phone.vendor, phone.mac);
     let file = PhoneFile::new(Bytes::from(text), name.content_type());
-    Ok((phone.mac, Entry { vendor: phone.vendor, file }))
+    let prov_password = phone.prov_password.clone();
+    Ok((phone.mac, Entry { vendor: phone.vendor, file, prov_password }))
 }
 
 impl fmt::Debug for Generation {

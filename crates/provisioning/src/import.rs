@@ -1,16 +1,21 @@
 //! The phones CSV: all or nothing, and every error names the file line and the field.
 
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Read};
 
 use secrecy::SecretString;
 
+use crate::limits;
 use crate::mac::Mac;
 use crate::phone::{check_text, Phone, Vendor};
 
-/// The header a phones CSV must start with, in this order.
-pub const CSV_HEADER: [&str; 7] =
-    ["mac", "vendor", "model", "display_name", "user_id", "auth_id", "password"];
+/// The columns of a phones CSV, in this order. The first seven are required; the last,
+/// `prov_password`, may be left out (then no phone of the file has one).
+pub const CSV_HEADER: [&str; 8] =
+    ["mac", "vendor", "model", "display_name", "user_id", "auth_id", "password", "prov_password"];
+
+/// How many of [`CSV_HEADER`]'s columns every file has.
+pub const CSV_REQUIRED_COLUMNS: usize = 7;
 
 /// Why a phones CSV was rejected. Line numbers count from 1, the header being line 1.
 #[derive(Debug, thiserror::Error)]
@@ -21,16 +26,31 @@ pub enum ImportError {
     Field { line: u64, field: &'static str, problem: String },
     #[error("line {line}: {problem}")]
     Row { line: u64, problem: String },
+    #[error("the phones file is larger than {} MiB ({max_bytes} bytes)", max_bytes / (1024 * 1024))]
+    TooLarge { max_bytes: u64 },
+    #[error("line {line}: more than {max_rows} phones in one file (import it in parts)")]
+    TooManyRows { line: u64, max_rows: usize },
     #[error("cannot read the phones file: {0}")]
     Read(#[source] io::Error),
 }
 
 /// Parses a whole phones CSV. The first bad row rejects the file: nothing is half-imported.
-pub fn parse_phones_csv<R: io::Read>(mut reader: R) -> Result<Vec<Phone>, ImportError> {
+/// A file larger than [`limits::CSV_BYTES`] or with more than [`limits::CSV_ROWS`] phones
+/// is refused, and every field is held to its limit in [`limits::FIELDS`].
+pub fn parse_phones_csv<R: io::Read>(reader: R) -> Result<Vec<Phone>, ImportError> {
+    parse_within(reader, limits::CSV_BYTES, limits::CSV_ROWS)
+}
+
+/// [`parse_phones_csv`] with the file limits as parameters, so that tests need not
+/// build a million rows.
+fn parse_within<R: io::Read>(reader: R, max_bytes: u64, max_rows: usize) -> Result<Vec<Phone>, ImportError> {
     // Read whole so that errors can name the file line: the csv crate's own line count
     // skips blank lines. An inventory of 100,000 phones is a few megabytes.
     let mut text = Vec::new();
-    reader.read_to_end(&mut text).map_err(ImportError::Read)?;
+    reader.take(max_bytes.saturating_add(1)).read_to_end(&mut text).map_err(ImportError::Read)?;
+    if text.len() as u64 > max_bytes {
+        return Err(ImportError::TooLarge { max_bytes });
+    }
     let mut lines = LineCounter::new(&text);
 
     // `flexible` so that a short or long row gets our message, which names the line.
@@ -43,10 +63,13 @@ pub fn parse_phones_csv<R: io::Read>(mut reader: R) -> Result<Vec<Phone>, Import
     let mut record = csv::StringRecord::new();
     while csv.read_record(&mut record).map_err(|e| from_csv(e, &mut lines))? {
         let line = lines.line_at(record.position().map_or(0, csv::Position::byte));
-        if record.len() != CSV_HEADER.len() {
+        if phones.len() == max_rows {
+            return Err(ImportError::TooManyRows { line, max_rows });
+        }
+        if record.len() != header.len() {
             return Err(ImportError::Row {
                 line,
-                problem: format!("has {} fields, the header has {}", record.len(), CSV_HEADER.len()),
+                problem: format!("has {} fields, the header has {}", record.len(), header.len()),
             });
         }
         let phone = parse_row(&record, line)?;
@@ -102,20 +125,28 @@ impl<'a> LineCounter<'a> {
 fn check_header(header: &csv::StringRecord) -> Result<(), ImportError> {
     let problem = |problem: String| Err(ImportError::Header { problem });
     if header.iter().all(str::is_empty) {
-        return problem(format!("the file is empty; expected the header `{}`", CSV_HEADER.join(",")));
+        return problem(format!(
+            "the file is empty; expected the header `{}` (`{}` optional)",
+            CSV_HEADER.join(","),
+            CSV_HEADER[CSV_REQUIRED_COLUMNS..].join(",")
+        ));
     }
     if let Some(unknown) = header.iter().find(|name| !CSV_HEADER.contains(name)) {
         return problem(format!("unknown column `{unknown}`"));
-    }
-    if let Some(missing) = CSV_HEADER.iter().find(|name| !header.iter().any(|h| h == **name)) {
-        return problem(format!("missing column `{missing}`"));
     }
     for (i, name) in header.iter().enumerate() {
         if header.iter().take(i).any(|earlier| earlier == name) {
             return problem(format!("column `{name}` appears twice"));
         }
-        if CSV_HEADER[i] != name {
-            return problem(format!("column {} is `{name}`, expected `{}`", i + 1, CSV_HEADER[i]));
+    }
+    let required = &CSV_HEADER[..CSV_REQUIRED_COLUMNS];
+    if let Some(missing) = required.iter().find(|name| !header.iter().any(|h| h == **name)) {
+        return problem(format!("missing column `{missing}`"));
+    }
+    // Every name is known and none twice, so there are at most as many as CSV_HEADER.
+    for (i, (name, expected)) in header.iter().zip(CSV_HEADER).enumerate() {
+        if name != expected {
+            return problem(format!("column {} is `{name}`, expected `{expected}`", i + 1));
         }
     }
     Ok(())
@@ -125,11 +156,13 @@ fn parse_row(record: &csv::StringRecord, line: u64) -> Result<Phone, ImportError
     let field_error = |field: &'static str, problem: String| ImportError::Field { line, field, problem };
     let get = |i: usize| record.get(i).unwrap_or_default();
 
-    check_text("mac", get(0), true).map_err(|e| field_error(e.field, e.problem))?;
+    check_text("mac", get(0), true, limits::MAC).map_err(|e| field_error(e.field, e.problem))?;
     let mac = Mac::parse(get(0)).map_err(|e| field_error("mac", e.to_string()))?;
-    check_text("vendor", get(1), true).map_err(|e| field_error(e.field, e.problem))?;
+    check_text("vendor", get(1), true, limits::VENDOR).map_err(|e| field_error(e.field, e.problem))?;
     let vendor: Vendor =
         get(1).trim().parse().map_err(|e: crate::UnknownVendor| field_error("vendor", e.to_string()))?;
+    // An empty cell, like a missing column, means no provisioning password.
+    let prov_password = Some(get(7)).filter(|text| !text.is_empty()).map(SecretString::from);
     let phone = Phone {
         mac,
         vendor,
@@ -138,6 +171,7 @@ fn parse_row(record: &csv::StringRecord, line: u64) -> Result<Phone, ImportError
         user_id: get(4).to_owned(),
         auth_id: get(5).to_owned(),
         password: SecretString::from(get(6)),
+        prov_password,
     };
     phone.validate().map_err(|e| field_error(e.field, e.problem))?;
     Ok(phone)

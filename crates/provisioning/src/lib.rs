@@ -8,6 +8,7 @@
 pub mod fetch;
 pub mod generation;
 pub mod import;
+pub mod limits;
 pub mod mac;
 pub mod names;
 pub mod phone;
@@ -16,7 +17,7 @@ pub mod sites;
 mod templates;
 
 pub use generation::{Generation, Generations, PhoneFile, RenderError};
-pub use import::{parse_phones_csv, ImportError, CSV_HEADER};
+pub use import::{parse_phones_csv, ImportError, CSV_HEADER, CSV_REQUIRED_COLUMNS};
 pub use mac::{Mac, MacError};
 pub use names::{FileName, ModelCode, YEALINK_MODEL_CODES};
 pub use phone::{Phone, PhoneError, UnknownVendor, Vendor};

@@ -8,14 +8,17 @@
 //! sees no change where there is none. On Linux one `syncfs` flushes every temporary file
 //! before the renames instead of one fsync each: a failover rewrites every phone's file,
 //! and 100,000 fsyncs take minutes where one `syncfs` takes a second.
-//! Files are created like any other (mode 0666 less the umask): restrict the folder itself.
+//! Phone files hold SIP and provisioning passwords, so every file is written owner-only
+//! (0600) and folders are created 0700; a file already there with wider permissions is
+//! narrowed to 0600 even when its bytes are right. A server that reads the folder must run
+//! as the same user (or be given access by the operator, say with an ACL).
 //!
 //! Only files this module would write are ever removed: a phone file of a phone no longer
 //! in the generation, and our own temporary files (`.switchback-*.tmp`) left by a crash.
 //! One writer per folder at a time.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -32,6 +35,13 @@ pub const MANIFEST: &str = "manifest.json";
 const TEMP_PREFIX: &str = ".switchback-";
 const TEMP_SUFFIX: &str = ".tmp";
 
+/// Every file written: owner read and write, nothing for anyone else.
+#[cfg(unix)]
+const FILE_MODE: u32 = 0o600;
+/// Every folder created.
+#[cfg(unix)]
+const DIR_MODE: u32 = 0o700;
+
 /// What [`write_generation`] did to the folder.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct WriteReport {
@@ -41,6 +51,9 @@ pub struct WriteReport {
     pub unchanged: usize,
     /// Files of phones no longer in the generation.
     pub removed: usize,
+    /// Of the `unchanged` files, those whose permissions were wider than 0600 and were
+    /// narrowed to it.
+    pub tightened: usize,
 }
 
 /// `manifest.json`: which generation the folder holds.
@@ -59,15 +72,24 @@ pub fn write_generation(dir: &Path, generation: &Generation) -> Result<WriteRepo
     files.extend(YEALINK_MODEL_CODES.iter().map(|code| (FileName::YealinkCommon(*code), common)));
 
     for vendor in Vendor::ALL {
-        let folder = dir.join(vendor.as_str());
-        fs::create_dir_all(&folder).map_err(io_error(&folder))?;
+        create_dir(&dir.join(vendor.as_str()))?;
     }
-    let staged: Vec<Option<Staged>> = files
+    let stages: Vec<Stage> = files
         .par_iter()
         .map(|(name, file)| stage_if_changed(path_of(dir, *name), file.bytes()))
         .collect::<Result<_, _>>()?;
-    let staged: Vec<Staged> = staged.into_iter().flatten().collect();
-    let mut report = WriteReport { written: staged.len(), unchanged: files.len() - staged.len(), removed: 0 };
+    let mut report = WriteReport::default();
+    let mut staged = Vec::new();
+    for stage in stages {
+        match stage {
+            Stage::Changed(file) => staged.push(file),
+            Stage::Unchanged { tightened } => {
+                report.unchanged += 1;
+                report.tightened += usize::from(tightened);
+            }
+        }
+    }
+    report.written = staged.len();
     if !staged.is_empty() {
         flush_filesystem(dir)?;
     }
@@ -106,17 +128,57 @@ impl Staged {
     }
 }
 
-/// Stages `bytes` for `path` unless it already holds exactly them.
-fn stage_if_changed(path: PathBuf, bytes: &[u8]) -> Result<Option<Staged>, RenderError> {
-    match fs::read(&path) {
-        Ok(existing) if existing == bytes => return Ok(None),
-        Ok(_) => {}
+/// What one file needs.
+enum Stage {
+    /// New bytes, staged beside the file.
+    Changed(Staged),
+    /// The file already holds the bytes; `tightened`: its permissions were narrowed.
+    Unchanged { tightened: bool },
+}
+
+/// Stages `bytes` for `path` unless it already holds exactly them, in which case only
+/// its permissions may need narrowing.
+fn stage_if_changed(path: PathBuf, bytes: &[u8]) -> Result<Stage, RenderError> {
+    match fs::File::open(&path) {
+        Ok(mut file) => {
+            let mut existing = Vec::with_capacity(bytes.len());
+            file.read_to_end(&mut existing).map_err(io_error(&path))?;
+            if existing == bytes {
+                return Ok(Stage::Unchanged { tightened: owner_only(&file, &path)? });
+            }
+        }
         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
         Err(err) => return Err(io_error(&path)(err)),
     }
     // Without `syncfs`, each file is flushed on its own before it may be renamed.
     let temp = write_temp(&path, bytes, !cfg!(target_os = "linux"))?;
-    Ok(Some(Staged { temp, path }))
+    Ok(Stage::Changed(Staged { temp, path }))
+}
+
+/// Narrows an open file's permissions to 0600 when they allow more; says whether it did.
+#[cfg(unix)]
+fn owner_only(file: &fs::File, path: &Path) -> Result<bool, RenderError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = file.metadata().map_err(io_error(path))?.permissions().mode() & 0o7777;
+    if mode & !FILE_MODE == 0 {
+        return Ok(false);
+    }
+    file.set_permissions(fs::Permissions::from_mode(FILE_MODE)).map_err(io_error(path))?;
+    Ok(true)
+}
+
+#[cfg(not(unix))]
+fn owner_only(_file: &fs::File, _path: &Path) -> Result<bool, RenderError> {
+    Ok(false)
+}
+
+/// Creates `folder` and any missing parent, each 0700.
+fn create_dir(folder: &Path) -> Result<(), RenderError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, DIR_MODE);
+    builder.create(folder).map_err(io_error(folder))
 }
 
 /// Writes `bytes` to a new temporary file in `path`'s folder and closes it (a folder of
@@ -126,7 +188,7 @@ fn write_temp(path: &Path, bytes: &[u8], fsync: bool) -> Result<tempfile::TempPa
     let mut builder = tempfile::Builder::new();
     builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
     #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(FILE_MODE));
     let mut temp = builder.tempfile_in(folder).map_err(io_error(folder))?;
     temp.write_all(bytes).map_err(io_error(temp.path()))?;
     if fsync {

@@ -69,6 +69,7 @@ struct YealinkMac<'a> {
     mac: Mac,
     phone: &'a Phone,
     password: &'a str,
+    prov_password: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -83,6 +84,7 @@ struct Spa<'a> {
     mac: Mac,
     phone: &'a Phone,
     password: &'a str,
+    prov_password: Option<&'a str>,
 }
 
 /// Room for the values on top of the templates' literal text, so that one allocation
@@ -90,13 +92,32 @@ struct Spa<'a> {
 const VALUES_HINT: usize = 256;
 
 pub(crate) fn yealink_mac(s: &Shared, phone: &Phone) -> Result<String, askama::Error> {
-    let template = YealinkMac { s, mac: phone.mac, phone, password: phone.password.expose_secret() };
+    let template = YealinkMac {
+        s,
+        mac: phone.mac,
+        phone,
+        password: phone.password.expose_secret(),
+        prov_password: prov_password(phone),
+    };
     render(&template, YealinkMac::SIZE_HINT)
 }
 
+/// With a provisioning password, the profile rule gains the SPA's URL options for HTTP
+/// authentication in front of the shared URL: `[--uid {mac} --pwd {prov_password}]{url}`.
+/// [`Phone::validate`] keeps out of the password whatever that syntax gives a meaning to.
 pub(crate) fn spa(s: &Shared, phone: &Phone) -> Result<String, askama::Error> {
-    let template = Spa { s, mac: phone.mac, phone, password: phone.password.expose_secret() };
+    let template = Spa {
+        s,
+        mac: phone.mac,
+        phone,
+        password: phone.password.expose_secret(),
+        prov_password: prov_password(phone),
+    };
     render(&template, Spa::SIZE_HINT)
+}
+
+fn prov_password(phone: &Phone) -> Option<&str> {
+    phone.prov_password.as_ref().map(ExposeSecret::expose_secret)
 }
 
 pub(crate) fn yealink_common() -> Result<String, askama::Error> {

@@ -5,27 +5,27 @@
 
 mod api;
 mod auth;
+mod blocks;
 mod control;
 mod dashboard;
 mod error;
+pub mod listen;
 mod metrics;
 mod middleware;
 mod operator;
-mod prov;
+pub mod prov;
+pub mod tls;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use switchback_core::{Clock, EngineState, Role, SiteNames};
 use switchback_provisioning::fetch::FetchLog;
 use switchback_provisioning::Generations;
 use switchback_store::Store;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 pub use auth::Auth;
 pub use control::{Control, ControlError};
@@ -43,6 +43,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
+    /// Who may fetch phone files, and the sources blocked for scanning.
+    pub access: Arc<prov::Access>,
     /// How often phones poll; a phone unseen for three of these is stale.
     pub poll_interval: Duration,
     /// `switchback demo`: the dashboard shows break and mend buttons.
@@ -69,6 +71,8 @@ pub fn router(state: AppState, extra: Router) -> Router {
         .route("/api/alerts", get(api::alerts))
         .route("/api/openapi.json", get(api::openapi))
         .route("/api/routes/{route}/{action}", post(operator::act))
+        .route("/api/provisioning/blocks", get(blocks::list))
+        .route("/api/provisioning/blocks/{*source}", delete(blocks::lift))
         .route("/metrics", get(metrics::scrape))
         .route("/healthz", get(api::healthz))
         .fallback(prov::not_found)
@@ -77,12 +81,4 @@ pub fn router(state: AppState, extra: Router) -> Router {
     middleware::stack(routes)
 }
 
-/// Serves `router` until `shutdown`, then finishes the requests in flight.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
-}
+pub use listen::{serve, Limits, Listeners};

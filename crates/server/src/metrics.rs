@@ -66,6 +66,19 @@ pub struct Metrics {
     common_fetches: Vec<((&'static str, u16), Counter)>,
     fetches_pending: Gauge,
     alerts: Family<AlertLabels, Gauge>,
+    connections_open: Gauge,
+    connections_refused: Counter,
+    provisioning_blocks: Gauge,
+}
+
+/// Counts a connection as open until dropped.
+#[derive(Debug)]
+pub struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -103,6 +116,9 @@ impl Metrics {
             common_fetches: Vec::new(),
             fetches_pending: Gauge::default(),
             alerts: Family::default(),
+            connections_open: Gauge::default(),
+            connections_refused: Counter::default(),
+            provisioning_blocks: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -140,7 +156,7 @@ impl Metrics {
         );
         registry.register("switchback_phone_fetches", "Phone file requests", m.phone_fetches.clone());
         for vendor in ["yealink", "linksys", "unknown"] {
-            for status in [200, 304, 404] {
+            for status in [200, 304, 401, 403, 404] {
                 let labels = FetchLabels { vendor: vendor.to_owned(), status: status.to_string() };
                 let counter = m.phone_fetches.get_or_create(&labels).clone();
                 m.common_fetches.push(((vendor, status), counter));
@@ -156,7 +172,31 @@ impl Metrics {
             "Webhook deliveries in the outbox, by status",
             m.alerts.clone(),
         );
+        registry.register(
+            "switchback_http_connections_open",
+            "Client connections open on both listeners",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "switchback_http_connections_refused",
+            "Connections closed at once because server.max_connections were open",
+            m.connections_refused.clone(),
+        );
+        registry.register(
+            "switchback_provisioning_blocks",
+            "Source addresses blocked from phone files for scanning",
+            m.provisioning_blocks.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    pub fn connection_opened(&self) -> OpenConnection {
+        self.connections_open.inc();
+        OpenConnection(self.connections_open.clone())
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
     }
 
     fn labels(&self, service: ServiceId) -> ServiceLabels {
@@ -236,6 +276,7 @@ pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
     let on_current = state.fetches.on_generation(generation.number());
     m.phones_on_current.set(i64::try_from(on_current).unwrap_or(i64::MAX));
     m.fetches_pending.set(i64::try_from(state.fetches.pending()).unwrap_or(i64::MAX));
+    m.provisioning_blocks.set(i64::try_from(state.access.blocks_in_force()).unwrap_or(i64::MAX));
 
     match state.store.alert_counts().await {
         Ok(counts) => {

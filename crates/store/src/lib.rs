@@ -9,6 +9,7 @@
 mod codec;
 mod error;
 mod sql;
+mod sqlite_file;
 mod tables;
 mod url;
 
@@ -158,7 +159,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Deletes check results older than `older_than`; returns how many went.
     async fn prune_checks(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError>;
 
-    /// Adds new phones and updates known ones (by MAC), all in one transaction.
+    /// Adds new phones and updates known ones (by MAC), all in one transaction. A known
+    /// phone takes every field of the import, `prov_password` included: importing it
+    /// without one (a seven-column CSV, or an empty cell) clears the stored one (NULL).
     async fn import_phones(&self, phones: &[Phone]) -> Result<PhoneImport, StoreError>;
 
     /// The whole inventory, ordered by MAC.

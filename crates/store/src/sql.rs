@@ -17,6 +17,7 @@ use switchback_core::engine::{EngineState, Event};
 use switchback_core::model::{CheckResult, ServiceId};
 
 use crate::error::StoreError;
+use crate::sqlite_file;
 use crate::tables::{checks, events, outbox, phones, state};
 use crate::url::{Backend, StoreUrl};
 use crate::{
@@ -52,6 +53,9 @@ impl SqlStore {
     /// Connects, prepares the connection settings and applies the embedded migrations.
     pub(crate) async fn open(url: &str) -> Result<Self, StoreError> {
         let url = StoreUrl::parse(url)?;
+        if let Some(file) = url.sqlite_file() {
+            sqlite_file::secure(&file, &url.redacted)?;
+        }
         sqlx::any::install_default_drivers();
         let connect_error = |reason: String| StoreError::Connect { url: url.redacted.clone(), reason };
         // One plain connection first: a pool that cannot connect retries until its acquire

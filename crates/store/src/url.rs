@@ -3,7 +3,11 @@
 
 use std::fmt;
 
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::ConnectOptions;
+
 use crate::error::StoreError;
+use crate::sqlite_file::SqliteFile;
 
 /// The database behind a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +88,24 @@ impl StoreUrl {
             reason,
         })?;
         Ok(Self { backend: Backend::Postgres, connect: url.to_owned(), redacted, in_memory: false, secrets })
+    }
+
+    /// The SQLite file this URL names, as sqlx reads the URL; `None` for an in-memory
+    /// database, another backend, or a URL sqlx would refuse (it then says why).
+    pub(crate) fn sqlite_file(&self) -> Option<SqliteFile> {
+        if self.backend != Backend::Sqlite || self.in_memory {
+            return None;
+        }
+        // The Any driver parses the URL, then hands SQLite the parsed form: the same steps
+        // give the same path (dot segments removed, percent escapes decoded).
+        let url = url::Url::parse(&self.connect).ok()?;
+        let options = SqliteConnectOptions::from_url(&url).ok()?;
+        let path = options.get_filename().to_owned();
+        if path.as_os_str().is_empty() {
+            return None;
+        }
+        let create = url.query_pairs().any(|(key, value)| key == "mode" && value == "rwc");
+        Some(SqliteFile { path, create })
     }
 
     /// `message` with every password of this URL replaced by `***`.
@@ -172,6 +194,24 @@ mod tests {
         assert!(!url.in_memory);
         assert!(StoreUrl::parse("sqlite::memory:").unwrap().in_memory);
         assert_eq!(StoreUrl::parse("sqlite://x.db?mode=ro").unwrap().connect, "sqlite://x.db?mode=ro");
+    }
+
+    #[test]
+    fn sqlite_file_is_the_path_sqlx_opens() {
+        let file = |url: &str| StoreUrl::parse(url).unwrap().sqlite_file();
+        let path = |url: &str| file(url).map(|f| f.path.display().to_string());
+        assert_eq!(
+            path("sqlite:///var/lib/switchback/state.db").as_deref(),
+            Some("/var/lib/switchback/state.db")
+        );
+        assert_eq!(path("sqlite://switchback.db").as_deref(), Some("switchback.db"));
+        assert_eq!(path("sqlite:switchback.db").as_deref(), Some("switchback.db"));
+        assert_eq!(path("sqlite:///srv/a/../my%20store.db").as_deref(), Some("/srv/my store.db"));
+        assert_eq!(file("sqlite:///x.db").map(|f| f.create), Some(true));
+        assert_eq!(file("sqlite:///x.db?mode=rw").map(|f| f.create), Some(false));
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("sqlite://?mode=memory"), None);
+        assert_eq!(file("postgres://sb@db/switchback"), None);
     }
 
     #[test]

@@ -30,6 +30,10 @@ enum Command {
         /// Where the dashboard, API and phone files are served.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Serve the demo on an address other machines can reach. Its admin token is
+        /// printed on the screen and its lab endpoints need none: only on a lab network.
+        #[arg(long)]
+        allow_remote: bool,
     },
     /// Run the orchestrator: monitor, route decisions, phone files and the HTTP server.
     Run {
@@ -99,7 +103,9 @@ fn main() -> ExitCode {
                 let all_ok = alerts::test(load(&config)?).await?;
                 Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PRIMARY_DOWN) })
             }
-            Command::Demo { listen } => demo::demo(listen).await.map(|()| ExitCode::SUCCESS),
+            Command::Demo { listen, allow_remote } => {
+                demo::demo(listen, allow_remote).await.map(|()| ExitCode::SUCCESS)
+            }
             Command::Phones { command: PhonesCommand::Import { config, csv } } => {
                 phones::import(load(&config)?, &csv).await.map(|()| ExitCode::SUCCESS)
             }

@@ -18,9 +18,13 @@ use switchback_provisioning::fetch::FetchLog;
 use switchback_provisioning::{
     write_generation, ActiveSites, Generation, Generations, Phone, RenderSettings,
 };
-use switchback_server::{AppState, Auth, Metrics};
+use switchback_server::prov::guard::BlockView;
+use switchback_server::prov::Access;
+use switchback_server::tls::{Tls, TlsFiles};
+use switchback_server::{AppState, Auth, Limits, Listeners, Metrics};
 use switchback_store::{PhonesRevision, Store};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::decider::Decider;
@@ -35,6 +39,8 @@ const CONVERGENCE_POLL: Duration = Duration::from_secs(2);
 const CONVERGED_SHARE: f64 = 0.95;
 /// How often old check history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often the counts of expired digest nonces are forgotten.
+const NONCE_PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub struct Orchestrator {
@@ -46,6 +52,11 @@ pub struct Orchestrator {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub auth: Arc<Auth>,
+    pub access: Arc<Access>,
+    /// The HTTPS listener's certificate (and phone CAs), when `server.tls_listen` is set.
+    pub tls: Option<Arc<Tls>>,
+    /// New scan blocks, recorded as events by [`Orchestrator::record_blocks`].
+    new_blocks: std::sync::Mutex<Option<mpsc::Receiver<BlockView>>>,
     /// `switchback demo`: the dashboard shows break and mend buttons.
     pub demo: bool,
     /// The inventory revision the current generation was rendered from.
@@ -58,6 +69,9 @@ impl Orchestrator {
     /// phones are served the right file before the first check finishes.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         let config = Arc::new(config);
+        let tls = load_tls(&config)?;
+        let (access, new_blocks) = Access::new(&config.provisioning);
+        warn_if_open(&config);
         let store = open_store(&config).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let names = config.site_names();
@@ -98,6 +112,9 @@ impl Orchestrator {
             clock,
             metrics,
             auth,
+            access: Arc::new(access),
+            tls,
+            new_blocks: std::sync::Mutex::new(Some(new_blocks)),
             demo: false,
             rendered_revision,
             sender,
@@ -115,6 +132,7 @@ impl Orchestrator {
             store: self.store.clone(),
             auth: self.auth.clone(),
             metrics: self.metrics.clone(),
+            access: self.access.clone(),
             poll_interval: self.config.phones.poll_interval,
             demo: self.demo,
         }
@@ -127,16 +145,42 @@ impl Orchestrator {
         extra: Router,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
+        let new_blocks = self.new_blocks.lock().ok().and_then(|mut r| r.take());
         let this = Arc::new(self);
+        let tls_listener = match (&this.tls, this.config.server.tls_listen) {
+            (Some(tls), Some(addr)) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (tls_listen)"))?;
+                tracing::info!(tls_listen = %listener.local_addr()?, "https listening");
+                Some((listener, tls.clone()))
+            }
+            _ => None,
+        };
+        let limits =
+            Limits::new(switchback_server::listen::fit_connections(this.config.server.max_connections));
         tracing::info!(
             listen = %listener.local_addr()?,
+            auth = this.config.provisioning.auth.as_str(),
             primary = this.config.site_name(Role::Primary),
             backup = this.config.site_name(Role::Backup),
             interval = %humantime::format_duration(this.config.monitor.interval),
             "switchback running"
         );
         let router = switchback_server::router(this.app_state(), extra);
-        let server = tokio::spawn(switchback_server::serve(listener, router, shutdown.clone()));
+        let listeners = Listeners { plain: listener, tls: tls_listener };
+        let server = tokio::spawn(switchback_server::serve(
+            listeners,
+            router,
+            limits,
+            this.metrics.clone(),
+            shutdown.clone(),
+        ));
+        if let Some(receiver) = new_blocks {
+            tokio::spawn(this.clone().record_blocks(receiver, shutdown.clone()));
+        }
+        tokio::spawn(this.clone().prune_nonces(shutdown.clone()));
+        tokio::spawn(reload_on_hangup(this.tls.clone(), shutdown.clone()));
         let renderer = tokio::spawn(this.clone().follow_generations(shutdown.clone()));
         let flusher = tokio::spawn(this.clone().flush_fetches(shutdown.clone()));
         tokio::spawn(this.clone().prune_history(shutdown.clone()));
@@ -279,6 +323,50 @@ impl Orchestrator {
         }
     }
 
+    /// Records each new scan block as a `provisioning_scan` event, which alerts.
+    async fn record_blocks(
+        self: Arc<Self>,
+        mut blocks: mpsc::Receiver<BlockView>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let block = tokio::select! {
+                block = blocks.recv() => match block { Some(block) => block, None => return },
+                () = shutdown.cancelled() => return,
+            };
+            let block_for = humantime::format_duration(self.config.provisioning.block_for);
+            let event = Event {
+                at: block.since,
+                kind: EventKind::ProvisioningScan,
+                route: None,
+                service: None,
+                from: None,
+                to: None,
+                active: None,
+                reason: format!(
+                    "{} bad phone-file requests within 10m; blocked for {block_for}",
+                    block.bad_requests
+                ),
+                actor: block.source.to_string(),
+            };
+            if let Err(err) = self.decider.note(event).await {
+                tracing::error!(error = %err, source = %block.source, "provisioning scan event not recorded");
+            }
+        }
+    }
+
+    async fn prune_nonces(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(NONCE_PRUNE_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let now = u64::try_from(self.clock.now().timestamp()).unwrap_or(0);
+            self.access.digest.prune(now);
+        }
+    }
+
     async fn prune_history(self: Arc<Self>, shutdown: CancellationToken) {
         let retention =
             chrono::Duration::from_std(self.config.store.check_retention).unwrap_or(chrono::TimeDelta::MAX);
@@ -329,6 +417,61 @@ async fn write_dir(dir: std::path::PathBuf, generation: &Arc<Generation>) {
         }
         Err(err) => {
             tracing::error!(generation = number, dir = %shown, error = %err, "render dir writer crashed")
+        }
+    }
+}
+
+/// The HTTPS listener's files, read now so that a bad one stops the start.
+fn load_tls(config: &Config) -> anyhow::Result<Option<Arc<Tls>>> {
+    let server = &config.server;
+    let (Some(_), Some(cert), Some(key)) = (server.tls_listen, &server.tls_cert, &server.tls_key) else {
+        return Ok(None);
+    };
+    let files =
+        TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: config.provisioning.client_ca.clone() };
+    Ok(Some(Arc::new(Tls::load(files)?)))
+}
+
+/// Without `provisioning.auth`, anyone who can reach `public_url` and guess a MAC gets
+/// that phone's SIP password: fine on a closed network, said loudly otherwise.
+fn warn_if_open(config: &Config) {
+    let loopback = match config.server.public_url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    if config.provisioning.auth == switchback_core::config::ProvisioningAuth::None && !loopback {
+        tracing::warn!(
+            public_url = %config.server.public_url,
+            "provisioning.auth is none: anyone who reaches public_url can fetch any phone's file and its SIP \
+             password; set auth = \"digest\" or \"client_cert\" unless this network is closed"
+        );
+    }
+}
+
+/// Re-reads the TLS certificate and key on SIGHUP; a bad file keeps the old ones.
+async fn reload_on_hangup(tls: Option<Arc<Tls>>, shutdown: CancellationToken) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGHUP");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            received = hangups.recv() => if received.is_none() { return },
+            () = shutdown.cancelled() => return,
+        }
+        match &tls {
+            None => tracing::info!("SIGHUP: no tls_listen, nothing to reload"),
+            Some(tls) => match tls.reload() {
+                Ok(()) => tracing::info!("tls certificate reloaded"),
+                Err(err) => {
+                    tracing::error!(error = %err, "tls certificate not reloaded; the old one stays in use")
+                }
+            },
         }
     }
 }

@@ -17,6 +17,10 @@ use crate::model::{Role, ServiceId, ServiceKind};
 
 /// Environment variable that overrides `server.admin_token`.
 pub const ADMIN_TOKEN_ENV: &str = "SWITCHBACK_ADMIN_TOKEN";
+/// The shortest `admin_token` or `read_token` accepted: guessing one must be hopeless.
+pub const MIN_TOKEN_LEN: usize = 16;
+/// `server.max_connections` when not set.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +36,8 @@ pub struct Config {
     #[serde(default)]
     pub phones: PhonesConfig,
     #[serde(default)]
+    pub provisioning: ProvisioningConfig,
+    #[serde(default)]
     pub sites: Vec<SiteConfig>,
     #[serde(default)]
     pub alerts: Vec<AlertConfig>,
@@ -44,6 +50,16 @@ pub struct ServerConfig {
     /// What phones are told to poll.
     pub public_url: Url,
     pub admin_token: Option<SecretString>,
+    /// A read-only token for the read APIs (Grafana, scripts).
+    pub read_token: Option<SecretString>,
+    /// An HTTPS listener serving every route of `listen`.
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for `tls_listen`; re-read on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Open connections, both listeners together.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,6 +210,11 @@ impl Default for ServerConfig {
             #[allow(clippy::expect_used)]
             public_url: Url::parse("http://127.0.0.1:8080").expect("constant URL parses"),
             admin_token: None,
+            read_token: None,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -250,6 +271,7 @@ impl Config {
         let mut config = Self::parse(&text)?;
         if let Ok(token) = std::env::var(ADMIN_TOKEN_ENV) {
             if !token.is_empty() {
+                validate_token(ADMIN_TOKEN_ENV, &token)?;
                 config.server.admin_token = Some(SecretString::from(token));
             }
         }
@@ -272,6 +294,8 @@ impl Config {
         self.validate_sites()?;
         self.validate_monitor()?;
         validate_http_url("server.public_url", &self.server.public_url)?;
+        self.validate_server()?;
+        self.provisioning.validate(&self.server)?;
         validate_store_url("store.url", self.store.url.expose_secret())?;
         if self.phones.poll_interval < Duration::from_secs(60) {
             return Err(ConfigError::invalid(
@@ -303,6 +327,47 @@ impl Config {
         }
         for (i, site) in self.sites.iter().enumerate() {
             site.validate(&format!("sites[{i}]"))?;
+        }
+        Ok(())
+    }
+
+    fn validate_server(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        for (key, token) in
+            [("server.admin_token", &server.admin_token), ("server.read_token", &server.read_token)]
+        {
+            if let Some(token) = token {
+                validate_token(key, token.expose_secret())?;
+            }
+        }
+        if let (Some(admin), Some(read)) = (&server.admin_token, &server.read_token) {
+            if admin.expose_secret() == read.expose_secret() {
+                return Err(ConfigError::invalid("server.read_token", "must differ from admin_token"));
+            }
+        }
+        if server.max_connections == 0 {
+            return Err(ConfigError::invalid("server.max_connections", "must be at least 1"));
+        }
+        match (server.tls_listen, &server.tls_cert, &server.tls_key) {
+            (Some(_), Some(_), Some(_)) | (None, None, None) => {}
+            (Some(_), None, _) => {
+                return Err(ConfigError::invalid(
+                    "server.tls_cert",
+                    "tls_listen needs tls_cert (a PEM chain)",
+                ))
+            }
+            (Some(_), _, None) => {
+                return Err(ConfigError::invalid("server.tls_key", "tls_listen needs tls_key (a PEM key)"))
+            }
+            (None, _, _) => {
+                return Err(ConfigError::invalid(
+                    "server.tls_listen",
+                    "tls_cert and tls_key are set but tls_listen is not",
+                ))
+            }
+        }
+        if server.tls_listen.is_some() && server.tls_listen == Some(server.listen) {
+            return Err(ConfigError::invalid("server.tls_listen", "must differ from server.listen"));
         }
         Ok(())
     }
@@ -395,6 +460,23 @@ impl AlertConfig {
     }
 }
 
+/// A token an attacker cannot guess: long enough, printable, no spaces at its ends.
+fn validate_token(key: &str, token: &str) -> Result<(), ConfigError> {
+    if token.is_empty() {
+        return Err(ConfigError::invalid(key, "is empty; remove the key to leave it unset"));
+    }
+    if token.chars().count() < MIN_TOKEN_LEN {
+        return Err(ConfigError::invalid(
+            key,
+            format!("is too short: at least {MIN_TOKEN_LEN} characters (e.g. `openssl rand -hex 24`)"),
+        ));
+    }
+    if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ConfigError::invalid(key, "may not contain spaces or control characters"));
+    }
+    Ok(())
+}
+
 fn validate_host(key: &str, host: &str) -> Result<(), ConfigError> {
     if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c.is_control() || c == '/') {
         return Err(ConfigError::invalid(key, format!("`{host}` is not a host name or address")));
@@ -458,3 +540,6 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+mod provisioning;
+pub use provisioning::{ProvisioningAuth, ProvisioningConfig, SCAN_WINDOW};

@@ -4,7 +4,7 @@ const GOOD: &str = r#"
 [server]
 listen = "127.0.0.1:8080"
 public_url = "http://prov.example.net:8080"
-admin_token = "s3cret-token"
+admin_token = "s3cret-token-0123456789"
 
 [store]
 url = "sqlite://switchback.db"
@@ -56,7 +56,7 @@ fn the_spec_example_loads_with_its_values_and_defaults() {
     assert_eq!(config.site(Role::Primary).name, "chicago");
     assert_eq!(config.site(Role::Backup).softswitch.transport, Transport::Tcp);
     assert_eq!(config.site(Role::Backup).stun.port, 3478);
-    assert_eq!(config.admin_token(), Some("s3cret-token"));
+    assert_eq!(config.admin_token(), Some("s3cret-token-0123456789"));
     assert_eq!(config.alerts[0].format, AlertFormat::Generic);
 }
 
@@ -183,4 +183,73 @@ fn a_softswitch_port_defaults_by_transport() {
     assert_eq!(config.site(Role::Backup).softswitch.port(), 5071);
     let bad = GOOD.replace(r#"transport = "tcp""#, r#"transport = "sctp""#);
     assert!(error_of(&bad).contains("sites[1].softswitch.transport"), "{}", error_of(&bad));
+}
+
+#[test]
+fn tokens_must_be_long_and_distinct() {
+    let cases: &[(&str, &str)] = &[
+        ("admin_token = \"s3cret-token-0123456789\"", "admin_token = \"\""),
+        ("admin_token = \"s3cret-token-0123456789\"", "admin_token = \"change-me\""),
+        ("admin_token = \"s3cret-token-0123456789\"", "admin_token = \"x\""),
+        ("admin_token = \"s3cret-token-0123456789\"", "admin_token = \"has spaces in it, 16+\""),
+    ];
+    for (from, to) in cases {
+        let err = error_of(&GOOD.replace(from, to));
+        assert!(err.contains("server.admin_token"), "{to}: {err}");
+        assert!(!err.contains("change-me"), "the token is echoed: {err}");
+    }
+    let same = GOOD.replace(
+        "admin_token = \"s3cret-token-0123456789\"",
+        "admin_token = \"s3cret-token-0123456789\"\nread_token = \"s3cret-token-0123456789\"",
+    );
+    assert!(error_of(&same).contains("server.read_token"));
+    let short_read = GOOD.replace(
+        "admin_token = \"s3cret-token-0123456789\"",
+        "admin_token = \"s3cret-token-0123456789\"\nread_token = \"grafana\"",
+    );
+    assert!(error_of(&short_read).contains("server.read_token"));
+}
+
+#[test]
+fn tls_and_provisioning_mistakes_name_the_key() {
+    let with_server = |extra: &str| {
+        GOOD.replace(
+            "admin_token = \"s3cret-token-0123456789\"",
+            &format!("admin_token = \"s3cret-token-0123456789\"\n{extra}"),
+        )
+    };
+    let tls = "tls_listen = \"127.0.0.1:8443\"\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"";
+    let cases: &[(String, &str)] = &[
+        (with_server("tls_listen = \"127.0.0.1:8443\""), "server.tls_cert"),
+        (with_server("tls_listen = \"127.0.0.1:8443\"\ntls_cert = \"/c.pem\""), "server.tls_key"),
+        (with_server("tls_cert = \"/c.pem\"\ntls_key = \"/k.pem\""), "server.tls_listen"),
+        (with_server("max_connections = 0"), "server.max_connections"),
+        (
+            format!("{GOOD}\n[provisioning]\nauth = \"client_cert\"\nclient_ca = \"/ca.pem\""),
+            "provisioning.auth",
+        ),
+        (format!("{}\n[provisioning]\nauth = \"client_cert\"", with_server(tls)), "provisioning.client_ca"),
+        (format!("{GOOD}\n[provisioning]\nauth = \"kerberos\""), "provisioning.auth"),
+        (format!("{GOOD}\n[provisioning]\nallow = [\"10.0.0.0/33\"]"), "provisioning.allow"),
+        (format!("{GOOD}\n[provisioning]\nallow = [\"ten-net\"]"), "provisioning.allow"),
+        (format!("{GOOD}\n[provisioning]\nhttps_only = true"), "provisioning.https_only"),
+        (format!("{GOOD}\n[provisioning]\nscan_limit = 0"), "provisioning.scan_limit"),
+        (format!("{GOOD}\n[provisioning]\nblock_for = \"forever\""), "provisioning.block_for"),
+    ];
+    for (text, key) in cases {
+        let err = error_of(text);
+        assert!(err.contains(key), "expected `{key}` in `{err}`");
+    }
+    let good = format!(
+        "{}\n[provisioning]\nauth = \"client_cert\"\nclient_ca = \"/ca.pem\"\nallow = [\"10.0.0.0/8\", \"2001:db8::/32\"]\nhttps_only = true\nscan_limit = 5\nblock_for = \"15m\"",
+        with_server(tls)
+    );
+    let config = Config::parse(&good).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.provisioning.auth, ProvisioningAuth::ClientCert);
+    assert!(config.provisioning.allows("10.1.2.3".parse().unwrap_or_else(|e| panic!("{e}"))));
+    assert!(!config.provisioning.allows("192.168.1.1".parse().unwrap_or_else(|e| panic!("{e}"))));
+    assert_eq!(config.provisioning.block_for, Duration::from_secs(900));
+    let defaults = Config::parse(GOOD).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(defaults.provisioning.auth, ProvisioningAuth::None);
+    assert_eq!((defaults.provisioning.scan_limit, defaults.server.max_connections), (20, 10_000));
 }

@@ -128,6 +128,8 @@ pub enum EventKind {
     Operator,
     /// Most phones (see the orchestrator) fetched the generation of a route's new site.
     Converged,
+    /// A source made too many bad phone-file requests and is blocked; `actor` is the source.
+    ProvisioningScan,
 }
 
 impl EventKind {
@@ -143,6 +145,7 @@ impl EventKind {
             EventKind::FailbackReady => "failback_ready",
             EventKind::Operator => "operator",
             EventKind::Converged => "converged",
+            EventKind::ProvisioningScan => "provisioning_scan",
         }
     }
 }
@@ -181,7 +184,8 @@ crate::model::text_enum!(
         MonitorSighted,
         FailbackReady,
         Operator,
-        Converged
+        Converged,
+        ProvisioningScan
     ]
 );
 crate::model::text_enum!(RouteState, "route state", [Primary, Failing, FailedOver, Recovering]);

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use switchback_core::Role::{Backup, Primary};
 
 use super::*;
@@ -239,4 +239,115 @@ fn tls_softswitches_are_transport_2_and_tls_on_port_5061() {
     );
     let spa = generation.linksys_file("spa001500000006.xml").unwrap_or_else(|| panic!("no file"));
     expect(&spa_keys(spa), &[("SIP_Transport_1_", "TLS"), ("Proxy_1_", "sip1.va.example.net:5061")]);
+}
+
+/// The phones the golden files were rendered for, on `sites(Backup, Primary)`.
+fn golden_phones() -> [Phone; 2] {
+    let mut yealink = phone(1, Vendor::Yealink);
+    yealink.auth_id = "auth1001".to_owned();
+    let mut spa = phone(2, Vendor::Linksys);
+    spa.display_name = "Lobby & Co <main>".to_owned();
+    [yealink, spa]
+}
+
+#[test]
+fn without_a_provisioning_password_the_files_are_byte_for_byte_as_before() {
+    // Rendered before provisioning passwords existed: a phone without one must get
+    // exactly these bytes, or every Yealink would see a changed MD5 and re-provision.
+    let generation = render(&sites(Backup, Primary), &golden_phones());
+    let yealink = generation.yealink_file("001500000001.cfg").unwrap_or_else(|| panic!("no file"));
+    assert_eq!(text(yealink), include_str!("golden/yealink_without_prov_password.cfg"));
+    let spa = generation.linksys_file("spa001500000002.xml").unwrap_or_else(|| panic!("no file"));
+    assert_eq!(text(spa), include_str!("golden/spa_without_prov_password.xml"));
+}
+
+#[test]
+fn yealink_file_carries_the_provisioning_credentials_after_the_server_url() {
+    let [mut p, _] = golden_phones();
+    p.prov_password = Some(SecretString::from("Xk4-9qZ_r!"));
+    let generation = render(&sites(Backup, Primary), &[p]);
+    let file = generation.yealink_file("001500000001.cfg").unwrap_or_else(|| panic!("no file"));
+    let keys = yealink_keys(file);
+    expect(
+        &keys,
+        &[
+            ("static.auto_provision.server.url", "http://prov.example.net:8080/prov/yealink/"),
+            ("static.auto_provision.server.username", "001500000001"),
+            ("static.auto_provision.server.password", "Xk4-9qZ_r!"),
+            ("account.1.password", "pw-1"),
+        ],
+    );
+    // The same file as without, plus the two lines right after the server URL.
+    let with = text(file);
+    let url_line = "static.auto_provision.server.url = http://prov.example.net:8080/prov/yealink/\n";
+    let added = "static.auto_provision.server.username = 001500000001\n\
+                 static.auto_provision.server.password = Xk4-9qZ_r!\n";
+    let without = include_str!("golden/yealink_without_prov_password.cfg");
+    assert_eq!(with, without.replace(url_line, &format!("{url_line}{added}")));
+}
+
+#[test]
+fn spa_profile_rule_carries_the_provisioning_credentials() {
+    let [_, mut p] = golden_phones();
+    p.prov_password = Some(SecretString::from("Xk4-9qZ_r!~%^*()+=,;:?@{}/"));
+    let generation = render(&sites(Backup, Primary), &[p]);
+    let file = generation.linksys_file("spa001500000002.xml").unwrap_or_else(|| panic!("no file"));
+    let keys = spa_keys(file);
+    expect(
+        &keys,
+        &[
+            (
+                "Profile_Rule",
+                "[--uid 001500000002 --pwd Xk4-9qZ_r!~%^*()+=,;:?@{}/]\
+                 http://prov.example.net:8080/prov/linksys/spa$MA.xml",
+            ),
+            ("Password_1_", "pw-2"),
+            ("Display_Name_1_", "Lobby & Co <main>"),
+        ],
+    );
+    // Only the profile rule differs from the file without a provisioning password.
+    let without = include_str!("golden/spa_without_prov_password.xml");
+    let rule = ">http://prov.example.net:8080/prov/linksys/spa$MA.xml<";
+    let with_rule = ">[--uid 001500000002 --pwd Xk4-9qZ_r!~%^*()+=,;:?@{}/]http://prov.example.net:8080/prov/linksys/spa$MA.xml<";
+    assert_eq!(text(file), without.replace(rule, with_rule));
+}
+
+#[test]
+fn each_phone_gets_its_own_credentials_and_the_generation_keeps_them() {
+    let mut inventory = phones(4);
+    for p in &mut inventory[..3] {
+        p.prov_password = Some(SecretString::from(format!("prov-{}", p.mac)));
+    }
+    let generation = render(&sites(Primary, Primary), &inventory);
+    for n in 0..3 {
+        let password = generation.prov_password(mac(n)).map(|p| p.expose_secret().to_owned());
+        assert_eq!(password, Some(format!("prov-{}", mac(n))));
+    }
+    assert!(generation.prov_password(mac(3)).is_none(), "a phone without one");
+    assert!(generation.prov_password(mac(9)).is_none(), "an unknown phone");
+
+    let yealink = generation.get(FileName::YealinkPhone(mac(2))).unwrap_or_else(|| panic!("missing"));
+    expect(&yealink_keys(yealink), &[("static.auto_provision.server.password", "prov-001500000002")]);
+    let spa = generation.get(FileName::LinksysPhone(mac(1))).unwrap_or_else(|| panic!("missing"));
+    let rule = &spa_keys(spa)["Profile_Rule"];
+    assert!(rule.starts_with("[--uid 001500000001 --pwd prov-001500000001]http://"), "{rule}");
+    let plain = generation.get(FileName::LinksysPhone(mac(3))).unwrap_or_else(|| panic!("missing"));
+    assert!(spa_keys(plain)["Profile_Rule"].starts_with("http://"));
+
+    for debug in [format!("{generation:?}"), format!("{:?}", generation.prov_password(mac(0)))] {
+        assert!(!debug.contains("prov-0015"), "{debug}");
+    }
+}
+
+#[test]
+fn a_bad_provisioning_password_fails_the_generation_without_quoting_it() {
+    let mut bad = phone(7, Vendor::Linksys);
+    bad.prov_password = Some(SecretString::from("pa$MAword"));
+    let err = Generation::render(1, &sites(Primary, Primary), &settings(), &[bad]);
+    let message = err.err().map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(
+        message,
+        "phone 001500000007: field prov_password: may not contain `$` at character 3 \
+         (the SPA profile rule would expand it)"
+    );
 }

@@ -1,3 +1,5 @@
+use std::io::{self, Read};
+
 use secrecy::ExposeSecret;
 
 use super::*;
@@ -145,4 +147,123 @@ fn invalid_utf8_names_the_field() {
     bytes.extend_from_slice(b"0015651234ab,yealink,,Caf\xe9,1001,,\n");
     let err = parse_phones_csv(bytes.as_slice()).err().map(|e| e.to_string()).unwrap_or_default();
     assert_eq!(err, "line 2, field display_name: is not valid UTF-8");
+}
+
+const HEADER_8: &str = "mac,vendor,model,display_name,user_id,auth_id,password,prov_password\n";
+
+fn parse_8(body: &str) -> Result<Vec<Phone>, ImportError> {
+    parse_phones_csv(format!("{HEADER_8}{body}").as_bytes())
+}
+
+fn error_8(body: &str) -> String {
+    match parse_8(body) {
+        Ok(phones) => panic!("accepted {} phones from {body:?}", phones.len()),
+        Err(err) => err.to_string(),
+    }
+}
+
+#[test]
+fn the_eighth_column_is_the_provisioning_password() {
+    let phones = parse_8(concat!(
+        "0015651234ab,yealink,T46S,Desk,1001,,pw1,Xk4-9qZ_r!\n",
+        "0015651234ac,linksys,SPA504G,Desk 2,1002,,pw2,\n",
+        "0015651234ad,linksys,SPA504G,Desk 3,1003,,pw3,\"q,uoted\"\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(phones[0].prov_password.as_ref().map(|p| p.expose_secret()), Some("Xk4-9qZ_r!"));
+    assert!(phones[1].prov_password.is_none(), "an empty cell is no password");
+    assert_eq!(phones[2].prov_password.as_ref().map(|p| p.expose_secret()), Some("q,uoted"));
+
+    // Seven columns: nobody has one.
+    let phones = parse("0015651234ab,yealink,T46S,Desk,1001,,pw1\n").unwrap_or_else(|e| panic!("{e}"));
+    assert!(phones[0].prov_password.is_none());
+}
+
+#[test]
+fn a_bad_provisioning_password_names_line_and_field_never_the_value() {
+    let good = "0015651234ab,yealink,,,1001,,pw,good-one\n";
+    let cases = [
+        ("pa$word1", "line 3, field prov_password: may not contain `$` at character 3 (the SPA profile rule would expand it)"),
+        ("pass word", "line 3, field prov_password: may not contain white space (U+0020) at character 5"),
+        ("pass#word", "line 3, field prov_password: may not contain `#` at character 5"),
+        ("pass|word", "line 3, field prov_password: may not contain `|`"),
+        ("[passw]", "line 3, field prov_password: may not contain `[`"),
+        ("pass\\word", "line 3, field prov_password: may not contain `\\`"),
+        ("pass<word", "line 3, field prov_password: may not contain `<`"),
+        ("pass\u{1b}word", "line 3, field prov_password: contains control character U+001B"),
+    ];
+    for (value, expected) in cases {
+        let err = error_8(&format!("{good}0015651234ac,linksys,,,1002,,pw,{value}\n"));
+        assert!(err.starts_with(expected), "{value:?}\n got: {err}\nwant: {expected}");
+        assert!(!err.contains(value), "the value is quoted: {err}");
+    }
+    let err = error_8("0015651234ab,yealink,,,1001,,pw,\"pass\nword\"\n");
+    assert_eq!(err, "line 2, field prov_password: contains a line break at character 5");
+}
+
+#[test]
+fn every_field_is_held_to_its_length_limit() {
+    for (column, (field, max)) in crate::limits::FIELDS.into_iter().enumerate() {
+        let mut cells =
+            ["0015651234ab", "yealink", "T46S", "Desk", "1001", "", "pw", "prov"].map(str::to_owned);
+        // Filler that passes the field's other rules: spaces around a MAC or a vendor are
+        // trimmed, so they count against the limit and nothing else.
+        let pad = if column < 2 { " " } else { "x" };
+        cells[column] = format!("{}{}", cells[column], pad.repeat(max - cells[column].chars().count()));
+        let line = cells.join(",");
+        assert_eq!(parse_8(&format!("{line}\n")).map(|p| p.len()).ok(), Some(1), "{field} at its limit");
+
+        cells[column].push_str(pad);
+        let err = error_8(&format!("{}\n", cells.join(",")));
+        assert_eq!(err, format!("line 2, field {field}: is longer than {max} characters"));
+    }
+}
+
+#[test]
+fn header_with_or_without_the_provisioning_password() {
+    let cases = [
+        (
+            "mac,vendor,model,display_name,user_id,auth_id,prov_password\n",
+            "line 1 (header): missing column `password`",
+        ),
+        (
+            "mac,vendor,model,display_name,user_id,auth_id,prov_password,password\n",
+            "line 1 (header): column 7 is `prov_password`, expected `password`",
+        ),
+        (
+            "mac,vendor,model,display_name,user_id,auth_id,password,prov_password,site\n",
+            "line 1 (header): unknown column `site`",
+        ),
+        (
+            "mac,vendor,model,display_name,user_id,auth_id,password,prov_password,prov_password\n",
+            "line 1 (header): column `prov_password` appears twice",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = parse_phones_csv(text.as_bytes()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(err, expected, "{text:?}");
+    }
+    assert_eq!(error_8("0015651234ab,yealink,,,1001,,pw\n"), "line 2: has 7 fields, the header has 8");
+}
+
+#[test]
+fn a_file_over_64_mib_is_refused_before_it_is_parsed() {
+    let over = io::Read::chain(HEADER.as_bytes(), io::repeat(b'x')).take(crate::limits::CSV_BYTES + 1);
+    let err = parse_phones_csv(over).err().map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(err, "the phones file is larger than 64 MiB (67108864 bytes)");
+
+    let text = format!("{HEADER}0015651234ab,yealink,,,1001,,pw\n");
+    let exact = u64::try_from(text.len()).unwrap_or(u64::MAX);
+    assert_eq!(parse_within(text.as_bytes(), exact, 10).map(|p| p.len()).ok(), Some(1));
+    assert!(matches!(parse_within(text.as_bytes(), exact - 1, 10), Err(ImportError::TooLarge { .. })));
+}
+
+#[test]
+fn more_rows_than_the_limit_are_refused_naming_the_first_line_over() {
+    let body: String = (0..4).map(|n| format!("00156512340{n},yealink,,,100{n},,pw\n")).collect();
+    let text = format!("{HEADER}{body}");
+    assert_eq!(parse_within(text.as_bytes(), u64::MAX, 4).map(|p| p.len()).ok(), Some(4));
+    let err = parse_within(text.as_bytes(), u64::MAX, 3).err().map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(err, "line 5: more than 3 phones in one file (import it in parts)");
+    assert_eq!(crate::limits::CSV_ROWS, 1_000_000);
 }

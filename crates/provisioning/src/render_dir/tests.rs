@@ -1,4 +1,4 @@
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use switchback_core::Role::{Backup, Primary};
 
@@ -34,7 +34,7 @@ fn writes_every_file_and_the_manifest() {
     let generation = render(3, &sites(Primary, Primary), &phones(4));
     let report = write(dir.path(), &generation);
     let commons = YEALINK_MODEL_CODES.len();
-    assert_eq!(report, WriteReport { written: 4 + commons, unchanged: 0, removed: 0 });
+    assert_eq!(report, WriteReport { written: 4 + commons, unchanged: 0, removed: 0, tightened: 0 });
 
     for (name, file) in generation.phone_files() {
         let on_disk = fs::read(dir.path().join(name.to_string())).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -118,4 +118,83 @@ fn no_temporary_files_remain() {
             assert!(!name.to_string_lossy().starts_with('.'), "{folder}/{name:?}");
         }
     }
+}
+
+/// A file's or folder's permission bits.
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o7777
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Every file the folder holds, below `dir`.
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{e}")) {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        if path.is_dir() {
+            files.extend(all_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn files_are_owner_only_and_new_folders_0700() {
+    let parent = temp_dir();
+    let dir = parent.path().join("render/prov");
+    let mut inventory = phones(4);
+    inventory[0].prov_password = Some("prov-secret".into());
+    write(&dir, &render(1, &sites(Primary, Primary), &inventory));
+
+    for folder in [parent.path().join("render"), dir.clone(), dir.join("yealink"), dir.join("linksys")] {
+        assert_eq!(mode(&folder), 0o700, "{}", folder.display());
+    }
+    let files = all_files(&dir);
+    assert_eq!(files.len(), 4 + YEALINK_MODEL_CODES.len() + 1);
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    assert_eq!(mode(&dir.join(MANIFEST)), 0o600);
+
+    // Replaced files (the sip route moves) are owner-only too.
+    let report = write(&dir, &render(2, &sites(Backup, Primary), &inventory));
+    assert_eq!(report.written, 4);
+    for file in all_files(&dir) {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}
+
+#[test]
+fn wider_permissions_are_narrowed_even_when_the_bytes_are_right() {
+    let dir = temp_dir();
+    let inventory = phones(4);
+    write(dir.path(), &render(1, &sites(Primary, Primary), &inventory));
+    let yealink = dir.path().join("yealink/001500000000.cfg");
+    let spa = dir.path().join("linksys/spa001500000001.xml");
+    let common = dir.path().join("yealink/y000000000028.cfg");
+    let untouched = dir.path().join("yealink/001500000002.cfg");
+    set_mode(&yealink, 0o644);
+    set_mode(&spa, 0o666);
+    set_mode(&common, 0o640);
+    set_mode(&untouched, 0o400); // narrower: left as it is
+    let before = [identity(&yealink), identity(&spa), identity(&common)];
+
+    let report = write(dir.path(), &render(2, &sites(Primary, Primary), &inventory));
+    assert_eq!((report.written, report.tightened), (0, 3));
+    assert_eq!(report.unchanged, 4 + YEALINK_MODEL_CODES.len());
+    for path in [&yealink, &spa, &common] {
+        assert_eq!(mode(path), 0o600, "{}", path.display());
+    }
+    assert_eq!(mode(&untouched), 0o400);
+    // Narrowed in place: the same files, their bytes not rewritten.
+    let inodes = |ids: [(u64, i64); 3]| ids.map(|(ino, _)| ino);
+    assert_eq!(inodes([identity(&yealink), identity(&spa), identity(&common)]), inodes(before));
+
+    let report = write(dir.path(), &render(3, &sites(Primary, Primary), &inventory));
+    assert_eq!(report.tightened, 0);
 }

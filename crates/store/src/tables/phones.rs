@@ -17,6 +17,10 @@ const PHONES: &str = "phones";
 const FETCHES: &str = "phone_fetches";
 
 /// Adds new phones and updates known ones; the caller's transaction makes it all or nothing.
+/// A known phone gets every field from `phones`, `prov_password` included: a phone without
+/// one (a seven-column CSV, or an empty cell) has its stored one cleared to NULL, so the
+/// store always holds what the latest import said rather than a password the operator
+/// may believe is gone.
 pub(crate) async fn upsert(
     conn: &mut AnyConnection,
     phones: &[Phone],
@@ -36,11 +40,13 @@ pub(crate) async fn upsert(
             report.added += 1;
         }
         sqlx::query(
-            "INSERT INTO phones (mac, vendor, model, display_name, user_id, auth_id, password, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+            "INSERT INTO phones \
+             (mac, vendor, model, display_name, user_id, auth_id, password, prov_password, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (mac) DO UPDATE SET vendor = excluded.vendor, model = excluded.model, \
              display_name = excluded.display_name, user_id = excluded.user_id, auth_id = excluded.auth_id, \
-             password = excluded.password, updated_at = excluded.updated_at",
+             password = excluded.password, prov_password = excluded.prov_password, \
+             updated_at = excluded.updated_at",
         )
         .bind(mac)
         .bind(phone.vendor.as_str())
@@ -49,6 +55,7 @@ pub(crate) async fn upsert(
         .bind(phone.user_id.as_str())
         .bind(phone.auth_id.as_str())
         .bind(phone.password.expose_secret())
+        .bind(phone.prov_password.as_ref().map(ExposeSecret::expose_secret))
         .bind(micros(now))
         .execute(&mut *conn)
         .await
@@ -66,11 +73,13 @@ struct PhoneRow {
     user_id: String,
     auth_id: String,
     password: String,
+    prov_password: Option<String>,
 }
 
 pub(crate) async fn all(pool: &AnyPool) -> Result<Vec<Phone>, StoreError> {
     let rows: Vec<PhoneRow> = sqlx::query_as(
-        "SELECT mac, vendor, model, display_name, user_id, auth_id, password FROM phones ORDER BY mac",
+        "SELECT mac, vendor, model, display_name, user_id, auth_id, password, prov_password \
+         FROM phones ORDER BY mac",
     )
     .fetch_all(pool)
     .await
@@ -85,6 +94,8 @@ pub(crate) async fn all(pool: &AnyPool) -> Result<Vec<Phone>, StoreError> {
                 user_id: row.user_id,
                 auth_id: row.auth_id,
                 password: SecretString::from(row.password),
+                // An empty text, written by hand, means none, as an empty CSV cell does.
+                prov_password: row.prov_password.filter(|p| !p.is_empty()).map(SecretString::from),
             })
         })
         .collect()

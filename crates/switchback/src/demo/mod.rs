@@ -4,6 +4,7 @@
 //! to break and mend each service.
 
 mod phones;
+mod scan;
 mod sim;
 
 use std::collections::BTreeMap;
@@ -52,7 +53,20 @@ impl Breakable {
 
 type Lab = Arc<BTreeMap<(Role, ServiceKind), Breakable>>;
 
-pub async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
+/// The demo's admin token, printed in its banner: a lab, not a secret.
+pub const DEMO_TOKEN: &str = "demo-admin-token";
+
+pub async fn demo(listen: SocketAddr, allow_remote: bool) -> anyhow::Result<()> {
+    if !listen.ip().is_loopback() && !allow_remote {
+        anyhow::bail!(
+            "--listen {listen} is reachable from other machines, and the demo's admin token is printed \
+             on the screen and its /demo endpoints need no token; use a 127.x address, or add \
+             --allow-remote on a lab network"
+        );
+    }
+    if allow_remote {
+        tracing::warn!(listen = %listen, "the demo is reachable from other machines (--allow-remote)");
+    }
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}; pick another address with --listen"))?;
@@ -82,7 +96,8 @@ pub async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
     let routes = Router::new()
         .route("/demo", get(show))
         .route("/demo/{role}/{service}/{action}", post(act))
-        .with_state(lab);
+        .with_state(lab)
+        .route("/demo/scan", post(scan::start).with_state(scan::Scanner::new(listen)));
 
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     tokio::spawn(phones::poll_forever(format!("http://{listen}"), phones, shutdown.clone()));
@@ -116,11 +131,13 @@ fn demo_config(
         )
     };
     format!(
-        "[server]\nlisten = \"{listen}\"\npublic_url = \"http://{listen}\"\nadmin_token = \"demo\"\n\n\
+        "[server]\nlisten = \"{listen}\"\npublic_url = \"http://{listen}\"\nadmin_token = \"{DEMO_TOKEN}\"\n\n\
          [store]\nurl = \"sqlite://{}/switchback.db\"\n\n\
          [monitor]\ninterval = \"5s\"\ntimeout = \"300ms\"\nretries = 1\nrecheck_interval = \"1s\"\n\
-         failover_after = \"3s\"\nfailback_after = \"15s\"\n\n{}\n{}",
+         failover_after = \"3s\"\nfailback_after = \"15s\"\n\n\
+         [provisioning]\nauth = \"digest\"\nscan_limit = {}\nblock_for = \"5m\"\n\n{}\n{}",
         dir.display(),
+        scan::SCAN_LIMIT,
         site("chicago", Role::Primary),
         site("virginia", Role::Backup),
     )
@@ -132,12 +149,13 @@ fn print_banner(listen: SocketAddr, dir: &std::path::Path) {
         "\nswitchback demo is running (Ctrl-C to stop)\n\n\
          \x20 dashboard     {base}/\n\
          \x20 status JSON   {base}/api/status\n\
-         \x20 a phone file  {base}/prov/yealink/001565000001.cfg\n\
+         \x20 a phone file  curl --digest -u 001565000001:demo-prov-101 {base}/prov/yealink/001565000001.cfg\n\
          \x20 lab state     {base}/demo\n\
          \x20 break it      curl -X POST {base}/demo/primary/softswitch/break\n\
          \x20 mend it       curl -X POST {base}/demo/primary/softswitch/mend\n\
          \x20               (roles: primary, backup; services: softswitch, database, stun)\n\
-         \x20 admin token   demo\n\
+         \x20 a scan        curl -X POST {base}/demo/scan   (then see {base}/api/provisioning/blocks)\n\
+         \x20 admin token   {DEMO_TOKEN}\n\
          \x20 files in      {}\n",
         dir.display()
     );

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use rand::Rng;
+use secrecy::ExposeSecret;
 use switchback_provisioning::{Mac, Phone, Vendor};
 use tokio_util::sync::CancellationToken;
 
@@ -43,20 +44,21 @@ pub fn samples() -> Vec<Phone> {
                 user_id: user.clone(),
                 auth_id: user.clone(),
                 password: format!("demo-{user}").into(),
+                prov_password: Some(format!("demo-prov-{user}").into()),
             });
         }
     }
     phones
 }
 
-fn url_and_agent(base: &str, phone: &Phone) -> (String, String) {
+fn path_and_agent(phone: &Phone) -> (String, String) {
     match phone.vendor {
         Vendor::Yealink => (
-            format!("{base}/prov/yealink/{}.cfg", phone.mac),
+            format!("/prov/yealink/{}.cfg", phone.mac),
             format!("Yealink SIP-{} 66.86.0.15 {}", phone.model, phone.mac),
         ),
         Vendor::Linksys => (
-            format!("{base}/prov/linksys/spa{}.xml", phone.mac),
+            format!("/prov/linksys/spa{}.xml", phone.mac),
             format!("Cisco/{}-7.6.2c ({})", phone.model, phone.mac.to_string().to_uppercase()),
         ),
     }
@@ -72,18 +74,34 @@ pub async fn poll_forever(base: String, phones: Vec<Phone>, shutdown: Cancellati
         }
     };
     for phone in phones {
-        let (url, agent) = url_and_agent(&base, &phone);
-        let (client, shutdown) = (client.clone(), shutdown.clone());
+        let (path, agent) = path_and_agent(&phone);
+        let (client, shutdown, base) = (client.clone(), shutdown.clone(), base.clone());
+        let username = phone.mac.to_string();
+        let password = phone.prov_password.as_ref().map(|p| p.expose_secret().to_owned()).unwrap_or_default();
         tokio::spawn(async move {
             let mut etag: Option<String> = None;
             let offset = rand::rng().random_range(0..DEMO_POLL.as_millis() as u64);
             tokio::time::sleep(Duration::from_millis(offset)).await;
             loop {
-                let mut request = client.get(&url).header(reqwest::header::USER_AGENT, &agent);
-                if let Some(tag) = &etag {
-                    request = request.header(reqwest::header::IF_NONE_MATCH, tag);
+                let request = |authorization: Option<&str>| {
+                    let mut request =
+                        client.get(format!("{base}{path}")).header(reqwest::header::USER_AGENT, &agent);
+                    if let Some(tag) = &etag {
+                        request = request.header(reqwest::header::IF_NONE_MATCH, tag);
+                    }
+                    if let Some(value) = authorization {
+                        request = request.header(reqwest::header::AUTHORIZATION, value);
+                    }
+                    request
+                };
+                let mut answer = request(None).send().await;
+                // Digest: the first answer is a challenge; answer it as the phone would.
+                if let Ok(challenged) = &answer {
+                    if let Some(authorization) = answer_challenge(challenged, &username, &password, &path) {
+                        answer = request(Some(&authorization)).send().await;
+                    }
                 }
-                if let Ok(response) = request.send().await {
+                if let Ok(response) = answer {
                     if response.status().is_success() {
                         etag = response
                             .headers()
@@ -99,4 +117,21 @@ pub async fn poll_forever(base: String, phones: Vec<Phone>, shutdown: Cancellati
             }
         });
     }
+}
+
+/// The `Authorization` value for a 401's first Digest challenge this client can answer.
+fn answer_challenge(
+    response: &reqwest::Response,
+    username: &str,
+    password: &str,
+    path: &str,
+) -> Option<String> {
+    if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return None;
+    }
+    let context = digest_auth::AuthContext::new(username, password, path);
+    response.headers().get_all(reqwest::header::WWW_AUTHENTICATE).iter().find_map(|value| {
+        let mut prompt = digest_auth::parse(value.to_str().ok()?).ok()?;
+        prompt.respond(&context).ok().map(|answer| answer.to_header_string())
+    })
 }

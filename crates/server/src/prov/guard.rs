@@ -1,0 +1,269 @@
+//! The scan guard: counts bad phone-file requests per source and blocks a source that
+//! makes `scan_limit` of them within the window. Time is passed in, so the tests run
+//! an hour of scanning in microseconds.
+//!
+//! A source is an IPv4 address or an IPv6 /64: one IPv6 host owns a whole /64, and
+//! counting its addresses one by one would let it rotate past any limit.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use ipnet::Ipv6Net;
+use serde::Serialize;
+
+/// Sources tracked at once; beyond this, sources with no recent strike are forgotten
+/// first, and a flood from more sources than this is no longer counted (and logged).
+const MAX_SOURCES: usize = 100_000;
+
+/// Where bad requests come from: an IPv4 address or an IPv6 /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    V4(std::net::Ipv4Addr),
+    V6(Ipv6Net),
+}
+
+impl Source {
+    pub fn of(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Source::V4(v4),
+            IpAddr::V6(v6) => Source::V6(Ipv6Net::new(v6, 64).map_or_else(|_| single(v6), |n| n.trunc())),
+        }
+    }
+}
+
+fn single(v6: Ipv6Addr) -> Ipv6Net {
+    Ipv6Net::from(v6)
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::V4(v4) => write!(f, "{v4}"),
+            Source::V6(net) => write!(f, "{net}"),
+        }
+    }
+}
+
+/// `192.0.2.7`, `2001:db8:1:2::/64`, or any IPv6 address (meaning its /64).
+impl FromStr for Source {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if let Ok(ip) = text.parse::<IpAddr>() {
+            return Ok(Source::of(ip));
+        }
+        match text.parse::<Ipv6Net>() {
+            Ok(net) if net.prefix_len() == 64 => Ok(Source::V6(net.trunc())),
+            _ => Err(format!("`{text}` is not an IPv4 address or an IPv6 /64")),
+        }
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// One block in force, as the API and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockView {
+    pub source: Source,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// Bad requests counted in the window that started the block.
+    pub bad_requests: u32,
+}
+
+#[derive(Debug)]
+struct Block {
+    view: BlockView,
+    ends: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// The times of each source's recent bad requests, oldest first, at most `limit`.
+    strikes: HashMap<Source, VecDeque<Instant>>,
+    blocks: HashMap<Source, Block>,
+    overflow_logged: bool,
+}
+
+#[derive(Debug)]
+pub struct ScanGuard {
+    limit: u32,
+    window: Duration,
+    block_for: Duration,
+    inner: Mutex<Inner>,
+    /// Entries in `blocks`, so the request path skips the lock when nobody is blocked.
+    blocks: AtomicUsize,
+}
+
+impl ScanGuard {
+    pub fn new(limit: u32, window: Duration, block_for: Duration) -> Self {
+        Self { limit: limit.max(1), window, block_for, inner: Mutex::default(), blocks: AtomicUsize::new(0) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether `source` is blocked at `now`; an expired block is dropped here.
+    pub fn is_blocked(&self, source: Source, now: Instant) -> bool {
+        if self.blocks.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let mut inner = self.lock();
+        match inner.blocks.get(&source) {
+            Some(block) if block.ends > now => true,
+            Some(_) => {
+                inner.blocks.remove(&source);
+                self.blocks.store(inner.blocks.len(), Ordering::Relaxed);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Counts one bad request. Answers the new block when this one starts it.
+    pub fn strike(&self, source: Source, now: Instant, wall: DateTime<Utc>) -> Option<BlockView> {
+        let mut inner = self.lock();
+        if inner.blocks.get(&source).is_some_and(|b| b.ends > now) {
+            return None;
+        }
+        if !inner.strikes.contains_key(&source) && inner.strikes.len() >= MAX_SOURCES {
+            let window = self.window;
+            inner.strikes.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < window));
+            if inner.strikes.len() >= MAX_SOURCES {
+                if !inner.overflow_logged {
+                    inner.overflow_logged = true;
+                    tracing::error!(
+                        sources = MAX_SOURCES,
+                        "too many scanning sources to count; new ones are not tracked"
+                    );
+                }
+                return None;
+            }
+        }
+        let times = inner.strikes.entry(source).or_default();
+        while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+            times.pop_front();
+        }
+        times.push_back(now);
+        if times.len() < self.limit as usize {
+            return None;
+        }
+        let bad_requests = u32::try_from(times.len()).unwrap_or(u32::MAX);
+        inner.strikes.remove(&source);
+        let until = wall + chrono::Duration::from_std(self.block_for).unwrap_or(chrono::TimeDelta::MAX);
+        let view = BlockView { source, since: wall, until, bad_requests };
+        inner.blocks.insert(source, Block { view: view.clone(), ends: now + self.block_for });
+        self.blocks.store(inner.blocks.len(), Ordering::Relaxed);
+        Some(view)
+    }
+
+    /// Lifts a block (an operator's call); its count starts again from zero.
+    pub fn lift(&self, source: Source) -> Option<BlockView> {
+        let mut inner = self.lock();
+        inner.strikes.remove(&source);
+        let lifted = inner.blocks.remove(&source).map(|b| b.view);
+        self.blocks.store(inner.blocks.len(), Ordering::Relaxed);
+        lifted
+    }
+
+    /// Blocks in force at `now`, oldest first.
+    pub fn blocks(&self, now: Instant) -> Vec<BlockView> {
+        let mut inner = self.lock();
+        inner.blocks.retain(|_, b| b.ends > now);
+        self.blocks.store(inner.blocks.len(), Ordering::Relaxed);
+        let mut views: Vec<BlockView> = inner.blocks.values().map(|b| b.view.clone()).collect();
+        views.sort_by_key(|v| (v.since, v.source));
+        views
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WINDOW: Duration = Duration::from_secs(600);
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn source(text: &str) -> Source {
+        text.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn wall() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default()
+    }
+
+    #[test]
+    fn the_limit_within_the_window_blocks_once_until_block_for_passes() {
+        let guard = ScanGuard::new(3, WINDOW, HOUR);
+        let t0 = Instant::now();
+        let scanner = source("127.0.0.9");
+        assert_eq!(guard.strike(scanner, t0, wall()), None);
+        assert_eq!(guard.strike(scanner, t0 + Duration::from_secs(1), wall()), None);
+        assert!(!guard.is_blocked(scanner, t0 + Duration::from_secs(1)));
+        let block = guard.strike(scanner, t0 + Duration::from_secs(2), wall());
+        assert_eq!(block.map(|b| (b.source, b.bad_requests)), Some((scanner, 3)));
+        assert!(guard.is_blocked(scanner, t0 + Duration::from_secs(3)));
+        // More bad requests while blocked start no second block.
+        assert_eq!(guard.strike(scanner, t0 + Duration::from_secs(4), wall()), None);
+        assert!(!guard.is_blocked(source("127.0.0.10"), t0 + Duration::from_secs(3)));
+        assert!(guard.is_blocked(scanner, t0 + Duration::from_secs(2) + HOUR - Duration::from_millis(1)));
+        assert!(!guard.is_blocked(scanner, t0 + Duration::from_secs(2) + HOUR));
+        assert!(guard.blocks(t0 + Duration::from_secs(2) + HOUR).is_empty());
+    }
+
+    #[test]
+    fn strikes_older_than_the_window_do_not_count() {
+        let guard = ScanGuard::new(3, WINDOW, HOUR);
+        let t0 = Instant::now();
+        let phone = source("10.0.0.5");
+        // Two mistakes every 10 minutes, for a day: never blocked.
+        for i in 0..144u64 {
+            let at = t0 + Duration::from_secs(600 * i);
+            assert_eq!(guard.strike(phone, at, wall()), None, "round {i}");
+            assert_eq!(guard.strike(phone, at + Duration::from_secs(1), wall()), None, "round {i}");
+        }
+    }
+
+    #[test]
+    fn lifting_clears_the_block_and_the_count() {
+        let guard = ScanGuard::new(2, WINDOW, HOUR);
+        let t0 = Instant::now();
+        let scanner = source("192.0.2.1");
+        guard.strike(scanner, t0, wall());
+        assert!(guard.strike(scanner, t0, wall()).is_some());
+        assert_eq!(guard.blocks(t0).len(), 1);
+        assert!(guard.lift(scanner).is_some());
+        assert!(guard.lift(scanner).is_none());
+        assert!(!guard.is_blocked(scanner, t0));
+        assert_eq!(guard.strike(scanner, t0, wall()), None, "the count starts again");
+    }
+
+    #[test]
+    fn ipv6_sources_are_counted_per_64() {
+        let guard = ScanGuard::new(2, WINDOW, HOUR);
+        let t0 = Instant::now();
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap_or_else(|e| panic!("{e}"));
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(guard.strike(Source::of(a), t0, wall()), None);
+        let block = guard.strike(Source::of(b), t0, wall());
+        assert_eq!(block.map(|b| b.source.to_string()), Some("2001:db8:1:2::/64".to_owned()));
+        assert_eq!(source("2001:db8:1:2::/64"), Source::of(a));
+        assert_eq!(source("2001:db8:1:2::77"), Source::of(a));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(Source::of(mapped), source("192.0.2.1"));
+        assert!("2001:db8::/48".parse::<Source>().is_err());
+        assert!("evil".parse::<Source>().is_err());
+    }
+}
