@@ -1,5 +1,6 @@
 // The dashboard in a real headless Chromium (Debian's), driven by playwright-core against
-// `switchback demo`: log in, see every route on the primary, break the primary
+// `switchback demo`: logged out, see the routes but no phones or events (and the page
+// never asks for them); log in, see every route on the primary, break the primary
 // softswitch, watch sip fail over and the phones converge, force a failback, log out.
 //
 //   SWITCHBACK_BIN=target/debug/switchback node tests/browser/dashboard.spec.mjs
@@ -19,7 +20,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = resolve(ROOT, process.env.SWITCHBACK_BIN || 'target/debug/switchback');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'tests', 'artifacts');
-const TOKEN = 'demo'; // the demo's admin token
+const TOKEN = 'demo-admin-token'; // the demo's admin token
 
 // The demo checks every 5 s (1 s while failing) and confirms a failure for 3 s; its
 // phones poll every 4 s. These deadlines leave room for a loaded CI machine.
@@ -36,6 +37,10 @@ let page = null;
 let profile = null;
 let shot = 0;
 const problems = []; // console errors, page errors, CSP violations
+/// The page's requests for phone data and history, which need a session.
+const PRIVATE_READS = ['/api/events', '/api/phones', '/api/alerts'];
+const privateReads = [];
+let statusPolls = 0;
 
 function log(message) {
   console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${message}`);
@@ -146,12 +151,17 @@ async function launch() {
   page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(STEP_DEADLINE);
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('request', (request) => {
+    const path = new URL(request.url()).pathname;
+    if (PRIVATE_READS.includes(path)) privateReads.push(path);
+    if (path === '/api/status') statusPolls += 1;
+  });
   page.on('console', (message) => {
     // The refused resume below answers 409 on purpose; Chromium logs every 4xx.
     const expected = message.text().includes('status of 409');
     if (message.type() === 'error' && !expected) problems.push(`console error: ${message.text()}`);
   });
-  // The only dialogs are the failover/failback confirmations: an operator says yes.
+  // The only dialogs are the failover/failback and lift confirmations: an operator says yes.
   page.on('dialog', (dialog) => {
     log(`confirm: ${dialog.message()}`);
     dialog.accept();
@@ -173,8 +183,15 @@ async function run() {
   await expectText('route-sip-state', 'primary');
   await expectText('route-stun-state', 'primary');
   await expectText('updated', 'live'); // the script is running and the APIs answer
-  // A sample phone is called `Lobby & Co <main>`: it must show as text, never as markup.
-  if ((await page.locator('main').count()) !== 1) throw new Error('a phone name was rendered as HTML');
+  // Phones and events wait for a login: a note instead, and the script does not ask.
+  await expectVisible('events-login');
+  for (const testid of ['events', 'event', 'stale-phones']) {
+    if ((await page.getByTestId(testid).count()) !== 0) throw new Error(`${testid} shown while logged out`);
+  }
+  const pollsBefore = statusPolls;
+  await until('two more polls while logged out', async () => ({ ok: statusPolls >= pollsBefore + 2, seen: statusPolls }));
+  if (privateReads.length) throw new Error(`the logged-out page asked for ${privateReads.join(', ')}`);
+  log(`logged out: ${statusPolls} status polls, no events or phones asked for`);
   await screenshot('logged-out');
 
   // 2. A wrong token is refused with a message.
@@ -191,6 +208,14 @@ async function run() {
   await expectText('who-name', 'night shift');
   await expectVisible('logout');
   await expectVisible('action-sip-failback');
+  if ((await page.getByTestId('events-login').count()) !== 0) throw new Error('the login note after login');
+  await until('the events list polled with the session', async () => ({
+    ok: privateReads.includes('/api/events'),
+    seen: privateReads,
+  }));
+  if ((await page.getByTestId('events').count()) !== 1) throw new Error('no event list after login');
+  // A sample phone is called `Lobby & Co <main>`: it must show as text, never as markup.
+  if ((await page.locator('main').count()) !== 1) throw new Error('a phone name was rendered as HTML');
   for (const route of ['sip', 'stun']) {
     await expectText(`route-${route}-state`, 'primary');
     await expectText(`route-${route}-active`, await text('route-sip-active'));
@@ -248,6 +273,21 @@ async function run() {
   });
   await screenshot('failed-back');
 
+  // 6b. A scanner walks MACs: the block appears with its event, and the operator lifts it.
+  await page.getByTestId('demo-scan').click();
+  await expectVisible('block-127.0.0.66');
+  await until('the scan in the event history', async () => {
+    const seen = await page.getByTestId('event').allTextContents();
+    return { ok: seen.some((e) => e.includes('127.0.0.66')), seen: seen.slice(0, 3) };
+  });
+  await screenshot('scan-blocked');
+  await page.getByTestId('lift-127.0.0.66').click();
+  await until('the block lifted', async () => {
+    const rows = await page.getByTestId('block-127.0.0.66').count();
+    return { ok: rows === 0, seen: rows };
+  });
+  await expectVisible('blocks-none');
+
   // The same page in a phone-sized window.
   await page.setViewportSize({ width: 390, height: 844 });
   await screenshot('narrow', false);
@@ -258,6 +298,8 @@ async function run() {
   await Promise.all([page.waitForURL(`${base}/`), page.getByTestId('logout').click()]);
   await expectVisible('login-form');
   if ((await page.getByTestId('action-sip-failback').count()) !== 0) throw new Error('operator buttons after logout');
+  await expectVisible('events-login');
+  if ((await page.getByTestId('event').count()) !== 0) throw new Error('events after logout');
   await screenshot('logged-out-again');
 
   if (problems.length) throw new Error(`the page reported problems:\n  ${problems.join('\n  ')}`);

@@ -162,3 +162,99 @@ fn every_transition_alerts_people() {
         assert!(text.contains(from.as_str()) && text.contains(to.as_str()), "{text}");
     }
 }
+
+fn scan(source: &str) -> Event {
+    Event {
+        kind: EventKind::ProvisioningScan,
+        route: None,
+        service: None,
+        from: None,
+        to: None,
+        active: None,
+        reason: "20 bad phone-file requests within 10m; blocked for 1h".to_owned(),
+        actor: source.to_owned(),
+        ..transition(Route::Sip, RouteState::Primary, RouteState::Primary, Role::Primary)
+    }
+}
+
+fn slack_text(message: &AlertMessage) -> String {
+    let body: serde_json::Value = serde_json::from_str(&slack::prepare(message).body).unwrap_or_default();
+    body["text"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_blocked_scan_goes_to_people_and_triggers_its_own_pagerduty_incident() {
+    let hooks = [
+        webhook("ops", AlertFormat::Generic),
+        webhook("chat", AlertFormat::Slack),
+        webhook("pd", AlertFormat::Pagerduty),
+    ];
+    let events = [scan("127.0.0.9"), scan("2001:db8:1:2::/64")];
+    let rows = plan(&EngineState::new(Utc::now()), 2, &events, &hooks);
+    let got: Vec<(usize, &str)> = rows.iter().map(|r| (r.event_index, r.webhook.as_str())).collect();
+    assert_eq!(got, [(0, "ops"), (0, "chat"), (0, "pd"), (1, "ops"), (1, "chat"), (1, "pd")]);
+
+    let v4 = message(&events[0]);
+    assert_eq!(v4.kind, AlertKind::ProvisioningScan);
+    let generic = generic::prepare(&v4, None, Utc::now()).unwrap_or_else(|e| panic!("{e}"));
+    let body: serde_json::Value = serde_json::from_str(&generic.body).unwrap_or_default();
+    assert_eq!(body["type"], "provisioning_scan");
+    assert_eq!(body["actor"], "127.0.0.9");
+    assert!(body["summary"].as_str().unwrap_or_default().contains("127.0.0.9"), "{body}");
+    assert!(body["route"].is_null() && body["site"].is_null(), "{body}");
+    let text = slack_text(&v4);
+    assert!(text.contains(":warning:") && text.contains("127.0.0.9") && text.contains("blocked"), "{text}");
+
+    let key = SecretString::from("R0UT1NG");
+    for (event, dedup_key) in [
+        (&events[0], "switchback/provisioning/127.0.0.9"),
+        (&events[1], "switchback/provisioning/2001:db8:1:2::/64"),
+    ] {
+        let prepared =
+            pagerduty::prepare(&message(event), &key).ok().flatten().unwrap_or_else(|| panic!("no body"));
+        let body: serde_json::Value = serde_json::from_str(&prepared.body).unwrap_or_default();
+        assert_eq!(body["event_action"], "trigger");
+        assert_eq!(body["dedup_key"], dedup_key);
+        assert_eq!(body["payload"]["severity"], "warning");
+        assert_eq!(body["payload"]["class"], "provisioning_scan");
+    }
+}
+
+#[test]
+fn slack_text_from_outside_cannot_mention_or_link() {
+    let mut operator = transition(Route::Sip, RouteState::Primary, RouteState::FailedOver, Role::Backup);
+    operator.kind = EventKind::Operator;
+    operator.actor = "<!here> & <@U024BE7LH>".to_owned();
+    operator.reason = "<!channel> see <https://evil|click>".to_owned();
+    let alert = OutboxAlert {
+        id: 8,
+        webhook: "chat".to_owned(),
+        generation: 2,
+        status: AlertStatus::Pending,
+        attempts: 0,
+        next_attempt_at: operator.at,
+        last_status: None,
+        last_error: None,
+        created_at: operator.at,
+        finished_at: None,
+        event: StoredEvent { id: 4, event: operator.clone() },
+    };
+    let names = switchback_core::SiteNames::new("<!everyone>", "vir<gin>ia");
+    let hostile = AlertMessage::from_outbox(&alert, &names).unwrap_or_else(|| panic!("no alert"));
+    let text = slack_text(&hostile);
+    assert!(!text.contains('<') && !text.contains('>'), "{text}");
+    assert!(text.contains("&lt;!channel&gt;"), "{text}");
+    assert!(text.contains("&lt;https://evil|click&gt;"), "{text}");
+    assert!(text.contains("&lt;!here&gt; &amp; &lt;@U024BE7LH&gt;"), "{text}");
+
+    let mut down = service_event(EventKind::ServiceDown, Role::Primary, ServiceKind::Softswitch);
+    down.reason = "<!channel>".to_owned();
+    let alert = OutboxAlert { event: StoredEvent { id: 5, event: down }, ..alert };
+    let text = slack_text(&AlertMessage::from_outbox(&alert, &names).unwrap_or_else(|| panic!("no alert")));
+    assert!(text.contains("&lt;!everyone&gt; softswitch is DOWN (&lt;!channel&gt;)"), "{text}");
+    assert!(!text.contains('<'), "{text}");
+
+    // A state change's own arrow is escaped too, and reads as an arrow in Slack.
+    let change = transition(Route::Sip, RouteState::Primary, RouteState::Failing, Role::Primary);
+    assert!(slack_text(&message(&change)).contains("primary -&gt; failing"));
+}

@@ -1,6 +1,7 @@
 // switchback dashboard: keeps the server-rendered page live by polling the JSON APIs,
 // and sends the operator's and the lab's button presses. Every value from the server
-// goes into the page through textContent or an attribute, never as HTML.
+// goes into the page through textContent or an attribute, never as HTML. Events and
+// phones need a session: without one (body[data-session]) the script never asks for them.
 'use strict';
 
 (() => {
@@ -11,6 +12,8 @@
 
   const body = document.body;
   const demo = body.dataset.demo === 'true';
+  /// Cleared when the server stops honouring the session (expired, logged out elsewhere).
+  let loggedIn = body.dataset.session === 'true';
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : '';
   const sites = { primary: body.dataset.primarySite, backup: body.dataset.backupSite };
@@ -45,12 +48,14 @@
 
   function relative(iso) {
     if (!iso) return 'never';
-    const seconds = Math.max(0, Math.floor((serverNow() - Date.parse(iso)) / 1000));
+    const delta = Math.floor((serverNow() - Date.parse(iso)) / 1000);
+    // A time to come (a block's end) reads "in 5 min".
+    const [seconds, before, after] = delta < -5 ? [-delta, 'in ', ''] : [Math.max(0, delta), '', ' ago'];
     if (seconds < 5) return 'just now';
-    if (seconds < 90) return `${seconds} s ago`;
-    if (seconds < 5400) return `${Math.floor(seconds / 60)} min ago`;
-    if (seconds < 172800) return `${Math.floor(seconds / 3600)} h ago`;
-    return `${Math.floor(seconds / 86400)} d ago`;
+    if (seconds < 90) return `${before}${seconds} s${after}`;
+    if (seconds < 5400) return `${before}${Math.floor(seconds / 60)} min${after}`;
+    if (seconds < 172800) return `${before}${Math.floor(seconds / 3600)} h${after}`;
+    return `${before}${Math.floor(seconds / 86400)} d${after}`;
   }
 
   function absolute(iso) {
@@ -96,8 +101,26 @@
     const date = Date.parse(response.headers.get('date') || '');
     // The Date header has whole seconds: only follow it when it moves by more.
     if (!Number.isNaN(date) && Math.abs(date - Date.now() - skewMs) > 1500) skewMs = date - Date.now();
-    if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+    if (!response.ok) {
+      const err = new Error(`${url}: HTTP ${response.status}`);
+      err.status = response.status;
+      throw err;
+    }
     return response.json();
+  }
+
+  /// A read that needs the session; `null` once the server says it has ended.
+  async function getSessionJSON(url) {
+    if (!loggedIn) return null;
+    try {
+      return await getJSON(url);
+    } catch (err) {
+      if (err.status !== 401) throw err;
+      loggedIn = false;
+      const ended = el('session-ended');
+      if (ended) ended.hidden = false;
+      return null;
+    }
   }
 
   // ---- rendering ----
@@ -196,6 +219,7 @@
     if (event.kind === 'transition') {
       return { failed_over: 'bad', failing: 'warn', recovering: 'info', primary: 'good' }[event.to] || 'neutral';
     }
+    if (event.kind === 'provisioning_scan') return 'warn';
     if (event.kind === 'failback_ready') return 'info';
     if (event.kind === 'operator') return 'op';
     if (['service_up', 'monitor_sighted', 'converged'].includes(event.kind)) return 'good';
@@ -204,6 +228,7 @@
 
   function eventSummary(event) {
     const parts = [];
+    if (event.kind === 'provisioning_scan') parts.push(`${event.actor} blocked from phone files`);
     if (event.route) parts.push(event.route);
     if (event.site && event.service) parts.push(`${event.site} ${event.service}`);
     if (event.from && event.to) parts.push(`${event.from} → ${event.to}`);
@@ -211,8 +236,14 @@
     return parts.join(' · ');
   }
 
+  /// A blocked scanner's source is in the summary; it is nobody to name.
+  function eventActor(event) {
+    return event.kind === 'provisioning_scan' ? '' : `by ${event.actor}`;
+  }
+
   function renderEvents(events) {
     const list = el('events');
+    if (!list) return;
     const shown = Array.from(list.children, (item) => item.dataset.id).join(',');
     if (shown === events.map((event) => String(event.id)).join(',')) return;
     const items = events.map((event) => {
@@ -224,7 +255,9 @@
       const what = make('div', 'what');
       what.append(make('span', 'kind', event.kind), ' ', make('span', 'summary', eventSummary(event)));
       const why = make('div', 'why');
-      why.append(make('span', 'reason', event.reason), ' ', make('span', 'actor', `by ${event.actor}`));
+      why.append(make('span', 'reason', event.reason));
+      const actor = eventActor(event);
+      if (actor) why.append(' ', make('span', 'actor', actor));
       item.append(when, what, why);
       return item;
     });
@@ -234,6 +267,7 @@
 
   function renderStale(page) {
     const table = el('stale-phones');
+    if (!table) return;
     const rows = page.phones.map((phone) => {
       const row = make('tr');
       const cell = (label, content, className) => {
@@ -274,6 +308,36 @@
     }
   }
 
+  function renderBlocks(blocks) {
+    const table = el('blocks-table');
+    if (!table) return;
+    const rows = blocks.map((block) => {
+      const row = make('tr');
+      row.dataset.testid = `block-${block.source}`;
+      const cell = (label, content, className) => {
+        const td = make('td', className || '');
+        td.dataset.label = label;
+        td.append(content);
+        return td;
+      };
+      const lift = make('button', 'lift', 'Lift');
+      lift.type = 'button';
+      lift.dataset.lift = block.source;
+      lift.dataset.testid = `lift-${block.source}`;
+      row.append(
+        cell('Source', block.source, 'mono'),
+        cell('Bad requests', String(block.bad_requests), 'num'),
+        cell('Since', timeNode(block.since)),
+        cell('Until', timeNode(block.until)),
+        cell('', lift),
+      );
+      return row;
+    });
+    table.tBodies[0].replaceChildren(...rows);
+    table.hidden = rows.length === 0;
+    el('blocks-none').hidden = rows.length !== 0;
+  }
+
   // ---- the poll loop ----
 
   async function poll() {
@@ -281,20 +345,23 @@
     polling = true;
     clearTimeout(timer);
     try {
-      const [status, events, lab] = await Promise.all([
+      const [status, events, lab, blocks] = await Promise.all([
         getJSON('/api/status'),
-        getJSON('/api/events?limit=20'),
+        getSessionJSON('/api/events?limit=20'),
         demo ? getJSON('/demo') : Promise.resolve(null),
+        getSessionJSON('/api/provisioning/blocks'),
       ]);
       renderStatus(status);
-      renderEvents(events.events);
+      if (events) renderEvents(events.events);
+      if (blocks) renderBlocks(blocks.blocks);
       if (lab) renderLab(lab);
       const staleChanged = staleCount !== status.phones.stale;
       staleCount = status.phones.stale;
-      const wantStale = status.phones.stale > 0 || staleShown > 0;
+      const wantStale = loggedIn && (status.phones.stale > 0 || staleShown > 0);
       if (wantStale && (staleChanged || Date.now() - staleFetchedAt > STALE_MS)) {
         staleFetchedAt = Date.now();
-        renderStale(await getJSON('/api/phones?stale=true&limit=50'));
+        const stale = await getSessionJSON('/api/phones?stale=true&limit=50');
+        if (stale) renderStale(stale);
       }
       lastAnswer = Date.now();
       el('connection').hidden = true;
@@ -395,11 +462,53 @@
     }
   }
 
+  async function liftBlock(button) {
+    const source = button.dataset.lift;
+    const result = el('blocks-result');
+    if (!window.confirm(`Lift the block on ${source}? It may fetch phone files again at once.`)) return;
+    button.disabled = true;
+    try {
+      const response = await fetch(`/api/provisioning/blocks/${encodeURIComponent(source)}`, {
+        method: 'DELETE',
+        credentials: 'same-origin',
+        headers: { 'X-CSRF-Token': csrf },
+      });
+      let data = {};
+      try { data = await response.json(); } catch { data = {}; }
+      if (response.ok) showResult(result, true, `block on ${source} lifted by ${data.actor}`);
+      else showResult(result, false, `lift refused (${response.status}): ${data.error || response.statusText}`);
+    } catch (err) {
+      showResult(result, false, `lift failed: switchback did not answer (${err.message})`);
+    } finally {
+      poll();
+    }
+  }
+
+  async function scan(button) {
+    const result = el('demo-result');
+    button.disabled = true;
+    try {
+      const { response, data } = await postJSON('/demo/scan', {});
+      if (response.ok) {
+        showResult(result, true, `scanner on ${data.source}: ${data.requests} requests, blocked after ${data.blocked_after}`);
+      } else {
+        showResult(result, false, `scan: ${data.error || response.statusText}`);
+      }
+    } catch (err) {
+      showResult(result, false, `scan: switchback did not answer (${err.message})`);
+    } finally {
+      button.disabled = false;
+      setTimeout(poll, 500);
+    }
+  }
+
   document.addEventListener('click', (event) => {
     const button = event.target instanceof Element ? event.target.closest('button') : null;
     if (!button || button.disabled) return;
     if (button.dataset.action && button.closest('form[data-route]')) operate(button);
     else if (button.dataset.lab) labAction(button);
+    else if (button.dataset.lift) liftBlock(button);
+    else if (button.dataset.scan !== undefined) scan(button);
   });
 
   // Enter in a reason box must not submit the form (that would reload the page).

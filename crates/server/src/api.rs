@@ -1,10 +1,14 @@
 //! The read API: `/api/status` (the JSON of SPEC.md, plus convergence and recent
-//! checks), `/api/events`, `/api/phones`, `/api/openapi.json`, and `/healthz`.
+//! checks), `/api/events`, `/api/phones`, `/api/alerts`, `/api/openapi.json`, and
+//! `/healthz`. Status, the description and liveness hold no phone data and are open;
+//! events, phones and alerts need [`Auth::authorize_read`](crate::auth::Auth::authorize_read).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
-use axum::extract::{Query, State};
-use axum::http::header;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -168,8 +172,8 @@ fn convergence(state: &AppState, generation: &switchback_provisioning::Generatio
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Events with ids below this one (the `next_before` of the previous page).
-    before: Option<i64>,
-    limit: Option<u32>,
+    pub(crate) before: Option<i64>,
+    pub(crate) limit: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -196,10 +200,29 @@ pub struct EventsPage {
 
 const MAX_PAGE: u32 = 500;
 
+/// Whether the caller may read, then the query: a bad query from a stranger is a 401.
+fn authorized<Q>(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    query: Result<Query<Q>, QueryRejection>,
+) -> Result<Q, ApiError> {
+    state.auth.authorize_read(headers, peer.ip())?;
+    query.map(|Query(q)| q).map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
 pub async fn events(
     State(state): State<AppState>,
-    Query(query): Query<EventsQuery>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<EventsPage>, ApiError> {
+    let query = authorized(&state, peer, &headers, query)?;
+    events_page(&state, query).await.map(Json)
+}
+
+/// A page of the event history, for a caller already authorized.
+pub(crate) async fn events_page(state: &AppState, query: EventsQuery) -> Result<EventsPage, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let stored = state.store.events(query.before, limit).await?;
     let next_before = if stored.len() == limit as usize { stored.last().map(|e| e.id) } else { None };
@@ -222,18 +245,18 @@ pub async fn events(
             }
         })
         .collect();
-    Ok(Json(EventsPage { events, next_before }))
+    Ok(EventsPage { events, next_before })
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhonesQuery {
     /// `true`: only phones not seen for more than three poll intervals.
-    stale: Option<bool>,
+    pub(crate) stale: Option<bool>,
     /// Only phones whose latest fetch was of this generation.
-    generation: Option<u64>,
-    offset: Option<usize>,
-    limit: Option<usize>,
+    pub(crate) generation: Option<u64>,
+    pub(crate) offset: Option<usize>,
+    pub(crate) limit: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -260,10 +283,18 @@ pub struct PhonesPage {
 
 pub async fn phones(
     State(state): State<AppState>,
-    Query(query): Query<PhonesQuery>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<PhonesQuery>, QueryRejection>,
 ) -> Result<Json<PhonesPage>, ApiError> {
+    let query = authorized(&state, peer, &headers, query)?;
+    phones_page(&state, query).await.map(Json)
+}
+
+/// A page of the inventory, for a caller already authorized.
+pub(crate) async fn phones_page(state: &AppState, query: PhonesQuery) -> Result<PhonesPage, ApiError> {
     let current = state.generations.current().number();
-    let stale_before = stale_before(&state);
+    let stale_before = stale_before(state);
     let records: HashMap<Mac, switchback_store::FetchRecord> =
         state.store.fetch_records().await?.into_iter().map(|r| (r.mac, r)).collect();
     let matching: Vec<PhoneView> = state
@@ -294,7 +325,7 @@ pub async fn phones(
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE as usize);
     let total = matching.len();
     let phones = matching.into_iter().skip(offset).take(limit).collect();
-    Ok(Json(PhonesPage { total, offset, phones }))
+    Ok(PhonesPage { total, offset, phones })
 }
 
 /// The machine-readable description of this API.
@@ -333,8 +364,11 @@ pub struct AlertView {
 /// The latest webhook deliveries, newest first: pending, delivered and failed.
 pub async fn alerts(
     State(state): State<AppState>,
-    Query(query): Query<AlertsQuery>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<AlertsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<AlertView>>, ApiError> {
+    let query = authorized(&state, peer, &headers, query)?;
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let alerts = state.store.recent_alerts(limit).await?;
     Ok(Json(

@@ -1,18 +1,29 @@
-//! Who may act: the admin token as `Authorization: Bearer …` (scripts), or a dashboard
-//! session (a login with the same token sets an HttpOnly, SameSite=Strict cookie; every
-//! action from the page must also carry the session's CSRF token in `X-CSRF-Token`).
-//! Login attempts are rate-limited per source address.
+//! Who may read and who may act.
+//!
+//! - **Reads** of phone data and history ([`Auth::authorize_read`]): `Authorization:
+//!   Bearer` with the admin token or the read token (`server.read_token`, for Grafana and
+//!   scripts), or a live dashboard session. No CSRF token: a GET changes nothing.
+//! - **Actions** ([`Auth::authorize_action`]): the admin token as a bearer, or a dashboard
+//!   session (a login with the admin token sets an HttpOnly, SameSite=Strict cookie) whose
+//!   request also carries the session's CSRF token in `X-CSRF-Token`. The read token is
+//!   refused with 403.
+//!
+//! Tokens are compared as SHA-256 digests in constant time, so neither their bytes nor
+//! their length leak through timing. Failed logins and wrong bearer tokens share one count
+//! per source ([`Failures`]): after [`FAILURES_PER_MINUTE`] within a minute, every login
+//! and every bearer attempt from that source gets 429, the right token too, until the
+//! oldest of those failures is a minute old; otherwise a limited guesser would still learn
+//! which guess was right.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::http::{header, HeaderMap};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use axum::http::{header, HeaderMap, HeaderValue};
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
@@ -22,19 +33,29 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Names the person behind a bearer-token call in the event history.
 pub const ACTOR_HEADER: &str = "x-switchback-actor";
 const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
-/// Login attempts per source address per minute.
-const LOGINS_PER_MINUTE: u32 = 5;
+/// Failed logins plus wrong bearer tokens per source address per minute.
+pub const FAILURES_PER_MINUTE: usize = 5;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// At most this many source addresses are remembered (a few MiB at most).
+const MAX_SOURCES: usize = 100_000;
+
+/// A token's SHA-256: what is kept and compared, never the token itself.
+type Digest = [u8; 32];
 
 pub struct Auth {
-    token: Option<SecretString>,
+    admin: Option<Digest>,
+    read: Option<Digest>,
     sessions: Mutex<HashMap<String, Session>>,
-    logins: DefaultKeyedRateLimiter<IpAddr>,
+    failures: Mutex<Failures>,
     secure_cookie: bool,
 }
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth").field("token_set", &self.token.is_some()).finish_non_exhaustive()
+        f.debug_struct("Auth")
+            .field("admin_token_set", &self.admin.is_some())
+            .field("read_token_set", &self.read.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -51,73 +72,140 @@ pub struct SessionView {
     pub csrf: String,
 }
 
+/// What a right bearer token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bearer {
+    Admin,
+    Read,
+}
+
 impl Auth {
+    /// `admin` acts and reads, `read` only reads; an empty token is no token.
     /// `secure_cookie`: mark the session cookie `Secure` (the public URL is https).
-    pub fn new(token: Option<SecretString>, secure_cookie: bool) -> Self {
-        let per_minute = NonZeroU32::new(LOGINS_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
+    pub fn new(admin: Option<SecretString>, read: Option<SecretString>, secure_cookie: bool) -> Self {
+        let digest_of = |token: Option<SecretString>| {
+            token.filter(|t| !t.expose_secret().is_empty()).map(|t| digest(t.expose_secret()))
+        };
         Self {
-            token,
+            admin: digest_of(admin),
+            read: digest_of(read),
             sessions: Mutex::new(HashMap::new()),
-            logins: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            failures: Mutex::new(Failures::new(FAILURES_PER_MINUTE, FAILURE_WINDOW, MAX_SOURCES)),
             secure_cookie,
         }
     }
 
-    fn token_matches(&self, candidate: &str) -> bool {
-        match &self.token {
-            Some(token) => bool::from(token.expose_secret().as_bytes().ct_eq(candidate.as_bytes())),
-            None => false,
-        }
-    }
-
-    /// The actor of an operator request, or why it is refused.
-    pub fn authorize(&self, headers: &HeaderMap) -> Result<String, ApiError> {
-        if self.token.is_none() {
-            return Err(ApiError::Unauthorized(
-                "no admin_token is configured; operator actions are off".into(),
-            ));
-        }
+    /// The actor of an operator request from `source`, or why it is refused: 401 without
+    /// valid credentials, 403 for the read token, 429 while `source` is limited.
+    pub fn authorize_action(&self, headers: &HeaderMap, source: IpAddr) -> Result<String, ApiError> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
-            let bearer = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
-            if !self.token_matches(bearer.trim()) {
-                return Err(ApiError::Unauthorized("invalid admin token".into()));
-            }
-            let actor = headers.get(ACTOR_HEADER).and_then(|v| v.to_str().ok()).map(clean_name);
-            return Ok(actor.filter(|a| !a.is_empty()).unwrap_or_else(|| "api".to_owned()));
+            return match self.check_bearer(value, source)? {
+                Some(Bearer::Admin) => Ok(actor_of(headers)),
+                Some(Bearer::Read) => Err(ApiError::Forbidden("the read token cannot act".into())),
+                None if self.admin.is_none() => Err(actions_off()),
+                None => Err(ApiError::Unauthorized("invalid token".into())),
+            };
         }
-        let session = self.session(headers).ok_or_else(|| ApiError::Unauthorized("log in first".into()))?;
+        let Some(session) = self.session(headers) else {
+            return Err(if self.admin.is_none() {
+                actions_off()
+            } else {
+                ApiError::Unauthorized("log in, or send Authorization: Bearer with the admin token".into())
+            });
+        };
         let csrf = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        if !bool::from(session.csrf.as_bytes().ct_eq(csrf.as_bytes())) {
+        if !same(&digest(&session.csrf), &digest(csrf)) {
             return Err(ApiError::Unauthorized("missing or wrong CSRF token".into()));
         }
         Ok(session.name)
     }
 
+    /// Whether a request from `source` may read phone data and history: 401 without
+    /// valid credentials, 429 while `source` is limited.
+    pub fn authorize_read(&self, headers: &HeaderMap, source: IpAddr) -> Result<(), ApiError> {
+        if let Some(value) = headers.get(header::AUTHORIZATION) {
+            return match self.check_bearer(value, source)? {
+                Some(_) => Ok(()),
+                None => Err(ApiError::Unauthorized("invalid token".into())),
+            };
+        }
+        if self.session(headers).is_some() {
+            return Ok(());
+        }
+        Err(ApiError::Unauthorized(
+            "log in, or send Authorization: Bearer with the admin or the read token".into(),
+        ))
+    }
+
+    /// Which token an `Authorization` header carries; `None` (a failure, counted) when it
+    /// is none of them. 429 while the source is limited, whatever the header holds.
+    fn check_bearer(&self, value: &HeaderValue, source: IpAddr) -> Result<Option<Bearer>, ApiError> {
+        // Hashed before the lock; compared against both tokens, whichever matches.
+        let candidate = value.to_str().ok().and_then(bearer_token).map(digest);
+        let matches = |token: &Option<Digest>| match (token, &candidate) {
+            (Some(token), Some(candidate)) => same(token, candidate),
+            _ => false,
+        };
+        let (admin, read) = (matches(&self.admin), matches(&self.read));
+        let found = if admin {
+            Some(Bearer::Admin)
+        } else if read {
+            Some(Bearer::Read)
+        } else {
+            None
+        };
+        // The verdict and the count under one lock: concurrent guesses cannot all slip
+        // in before the first of them is counted.
+        let mut failures = self.failures();
+        let now = Instant::now();
+        if failures.limited(limit_key(source), now) {
+            tracing::debug!(source = %source, "bearer attempt refused: source limited");
+            return Err(ApiError::TooManyRequests);
+        }
+        if found.is_none() {
+            tracing::warn!(source = %source, "bearer token refused");
+            if failures.record(limit_key(source), now) {
+                tracing::warn!(source = %source, "source limited for a minute: too many failed attempts");
+            }
+        }
+        Ok(found)
+    }
+
     /// The dashboard session named by the request's cookie, if it is live.
     pub fn session(&self, headers: &HeaderMap) -> Option<SessionView> {
         let id = session_id(headers)?;
-        let mut sessions = self.lock();
+        let mut sessions = self.sessions();
         let now = Instant::now();
         sessions.retain(|_, s| s.expires > now);
         sessions.get(&id).map(|s| SessionView { name: s.name.clone(), csrf: s.csrf.clone() })
     }
 
-    /// Checks the token and opens a session; answers the `Set-Cookie` value.
+    /// Checks the admin token and opens a session; answers the `Set-Cookie` value.
     pub fn login(&self, source: IpAddr, name: &str, token: &str) -> Result<String, ApiError> {
-        if self.logins.check_key(&source).is_err() {
-            tracing::warn!(source = %source, "login rate-limited");
-            return Err(ApiError::TooManyRequests);
-        }
-        if !self.token_matches(token.trim()) {
-            tracing::warn!(source = %source, "login failed");
-            return Err(ApiError::Unauthorized("wrong admin token".into()));
+        let token = token.trim();
+        let right = !token.is_empty() && self.admin.as_ref().is_some_and(|admin| same(admin, &digest(token)));
+        {
+            let mut failures = self.failures();
+            let now = Instant::now();
+            if failures.limited(limit_key(source), now) {
+                // Said once at warn when the limit starts; a flood of refusals is not news.
+                tracing::debug!(source = %source, "login refused: source limited");
+                return Err(ApiError::TooManyRequests);
+            }
+            if !right {
+                tracing::warn!(source = %source, "login failed");
+                if failures.record(limit_key(source), now) {
+                    tracing::warn!(source = %source, "source limited for a minute: too many failed attempts");
+                }
+                return Err(ApiError::Unauthorized("wrong admin token".into()));
+            }
         }
         let name = clean_name(name);
         let name = if name.is_empty() { "operator".to_owned() } else { name };
         let id = random_hex();
         let session =
             Session { name: name.clone(), csrf: random_hex(), expires: Instant::now() + SESSION_LIFETIME };
-        self.lock().insert(id.clone(), session);
+        self.sessions().insert(id.clone(), session);
         tracing::info!(source = %source, actor = %name, "login");
         Ok(self.cookie(&id, SESSION_LIFETIME.as_secs()))
     }
@@ -125,7 +213,7 @@ impl Auth {
     /// Ends the request's session; answers the `Set-Cookie` value that clears it.
     pub fn logout(&self, headers: &HeaderMap) -> String {
         if let Some(id) = session_id(headers) {
-            self.lock().remove(&id);
+            self.sessions().remove(&id);
         }
         self.cookie("", 0)
     }
@@ -135,8 +223,135 @@ impl Auth {
         format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+    fn sessions(&self) -> MutexGuard<'_, HashMap<String, Session>> {
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn failures(&self) -> MutexGuard<'_, Failures> {
+        self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn actions_off() -> ApiError {
+    ApiError::Unauthorized("no admin_token is configured; operator actions are off".into())
+}
+
+fn digest(text: &str) -> Digest {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+/// Constant time; digests have one length, so a token's length does not show either.
+fn same(a: &Digest, b: &Digest) -> bool {
+    bool::from(a[..].ct_eq(&b[..]))
+}
+
+/// The token of `Bearer <token>`; the scheme is case-insensitive (RFC 7235 section 2.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The name a bearer call acts under: its `X-Switchback-Actor`, else `api`.
+fn actor_of(headers: &HeaderMap) -> String {
+    let actor = headers.get(ACTOR_HEADER).and_then(|v| v.to_str().ok()).map(clean_name);
+    actor.filter(|a| !a.is_empty()).unwrap_or_else(|| "api".to_owned())
+}
+
+/// Whom a failure is counted against: an IPv4 address, or an IPv6 address's /64 (one host
+/// usually holds a whole /64, so counting single addresses would limit nothing).
+fn limit_key(source: IpAddr) -> IpAddr {
+    match source {
+        IpAddr::V4(_) => source,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// Failed attempts per source within a sliding window.
+///
+/// Hand-written rather than governor's keyed limiter: governor cannot tell whether a key
+/// is limited without spending a cell, but here every attempt must first ask whether its
+/// source is limited while only failures may spend (a right token must not use up the
+/// allowance). Time is passed in, so tests cover minutes without sleeping.
+///
+/// Memory is bounded: a source keeps at most `limit` instants; sources whose failures
+/// have all left the window are pruned once per window, and when the table is full (at
+/// most once a second); a full table of live sources gives up one of them for a new one.
+#[derive(Debug)]
+pub(crate) struct Failures {
+    limit: usize,
+    window: Duration,
+    max_sources: usize,
+    by_source: HashMap<IpAddr, VecDeque<Instant>>,
+    pruned_at: Option<Instant>,
+}
+
+/// How often a full table may be swept for expired sources.
+const PRUNE_WHEN_FULL_EVERY: Duration = Duration::from_secs(1);
+
+impl Failures {
+    pub(crate) fn new(limit: usize, window: Duration, max_sources: usize) -> Self {
+        Self {
+            limit: limit.max(1),
+            window,
+            max_sources: max_sources.max(1),
+            by_source: HashMap::new(),
+            pruned_at: None,
+        }
+    }
+
+    /// Whether `source` made `limit` failures within the window before `now`.
+    pub(crate) fn limited(&self, source: IpAddr, now: Instant) -> bool {
+        self.by_source.get(&source).is_some_and(|times| self.live(times, now) >= self.limit)
+    }
+
+    /// Counts a failure of `source` at `now`; answers whether that limits it.
+    pub(crate) fn record(&mut self, source: IpAddr, now: Instant) -> bool {
+        if self.pruned_at.is_none_or(|at| now.saturating_duration_since(at) >= self.window) {
+            self.prune(now);
+        }
+        if !self.by_source.contains_key(&source) && self.by_source.len() >= self.max_sources {
+            if self.pruned_at.is_none_or(|at| now.saturating_duration_since(at) >= PRUNE_WHEN_FULL_EVERY) {
+                self.prune(now);
+            }
+            if self.by_source.len() >= self.max_sources {
+                // Any one: which is unknowable to a client (the map's hasher is keyed at random).
+                if let Some(evicted) = self.by_source.keys().next().copied() {
+                    self.by_source.remove(&evicted);
+                }
+            }
+        }
+        let (limit, window) = (self.limit, self.window);
+        let times = self.by_source.entry(source).or_default();
+        times.retain(|at| now.saturating_duration_since(*at) < window);
+        while times.len() >= limit {
+            times.pop_front();
+        }
+        times.push_back(now);
+        times.len() >= limit
+    }
+
+    /// How many sources are remembered.
+    #[cfg(test)]
+    fn sources(&self) -> usize {
+        self.by_source.len()
+    }
+
+    fn live(&self, times: &VecDeque<Instant>, now: Instant) -> usize {
+        times.iter().filter(|at| now.saturating_duration_since(**at) < self.window).count()
+    }
+
+    fn prune(&mut self, now: Instant) {
+        let window = self.window;
+        self.by_source
+            .retain(|_, times| times.back().is_some_and(|at| now.saturating_duration_since(*at) < window));
+        self.pruned_at = Some(now);
     }
 }
 
@@ -157,4 +372,273 @@ fn clean_name(name: &str) -> String {
 fn random_hex() -> String {
     let bytes: [u8; 32] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    const ADMIN: &str = "admin-token-0123456789";
+    const READ: &str = "read-token-0123456789";
+
+    fn auth() -> Auth {
+        Auth::new(Some(ADMIN.into()), Some(READ.into()), false)
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
+    }
+
+    fn with(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        with(&[("authorization", &format!("Bearer {token}"))])
+    }
+
+    fn status<T: std::fmt::Debug>(result: Result<T, ApiError>) -> StatusCode {
+        match result {
+            Ok(_) => StatusCode::OK,
+            Err(err) => err.into_response().status(),
+        }
+    }
+
+    fn session_headers(auth: &Auth, source: IpAddr) -> (HeaderMap, String) {
+        let set_cookie = auth.login(source, "alice", ADMIN).unwrap();
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        let headers = with(&[("cookie", &cookie)]);
+        let csrf = auth.session(&headers).unwrap().csrf;
+        (headers, csrf)
+    }
+
+    // ---- the sliding window ----
+
+    #[test]
+    fn five_failures_within_a_minute_limit_a_source_until_the_oldest_is_a_minute_old() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut failures = Failures::new(5, Duration::from_secs(60), 100);
+        for s in [0, 10, 20, 30] {
+            assert!(!failures.record(ip(1), at(s)));
+            assert!(!failures.limited(ip(1), at(s)));
+        }
+        assert!(failures.record(ip(1), at(40)), "the fifth failure limits");
+        assert!(failures.limited(ip(1), at(40)));
+        assert!(failures.limited(ip(1), at(59)));
+        assert!(!failures.limited(ip(2), at(59)), "another source is not limited");
+        // At 60 s the first failure leaves the window: four remain, one more is allowed.
+        assert!(!failures.limited(ip(1), at(60)));
+        assert!(failures.record(ip(1), at(61)));
+        assert!(failures.limited(ip(1), at(69)));
+        assert!(!failures.limited(ip(1), at(70)));
+        assert!(!failures.limited(ip(1), at(200)));
+    }
+
+    #[test]
+    fn a_failure_every_15_s_never_limits_one_every_14_s_does() {
+        let t0 = Instant::now();
+        let mut failures = Failures::new(5, Duration::from_secs(60), 100);
+        for n in 0..100u64 {
+            assert!(!failures.record(ip(1), t0 + Duration::from_secs(n * 15)), "failure {n}");
+        }
+        let limited = (0..5u64).map(|n| failures.record(ip(2), t0 + Duration::from_secs(n * 14))).last();
+        assert_eq!(limited, Some(true), "five within 56 s");
+    }
+
+    #[test]
+    fn memory_is_bounded_in_sources_and_in_instants_per_source() {
+        let t0 = Instant::now();
+        let mut failures = Failures::new(5, Duration::from_secs(60), 3);
+        for n in 0..50u8 {
+            failures.record(ip(n), t0 + Duration::from_millis(u64::from(n)));
+            assert!(failures.sources() <= 3, "{} sources after {n}", failures.sources());
+        }
+        for _ in 0..1000 {
+            failures.record(ip(200), t0);
+        }
+        assert!(failures.by_source.values().all(|times| times.len() <= 5));
+        // A minute later the old sources are gone at the next record.
+        failures.record(ip(201), t0 + Duration::from_secs(61));
+        assert_eq!(failures.sources(), 1);
+    }
+
+    #[test]
+    fn ipv6_sources_are_counted_per_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(limit_key(a), limit_key(b));
+        assert_ne!(limit_key(a), limit_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(limit_key(mapped), ip(1));
+        assert_eq!(limit_key(ip(1)), ip(1));
+    }
+
+    // ---- tokens ----
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_nothing_else_is_a_bearer() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER   abc "), Some("abc"));
+        for value in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", "abc", "", "Token abc"] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+        let auth = auth();
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let headers = with(&[("authorization", &format!("{scheme} {ADMIN}"))]);
+            assert_eq!(auth.authorize_action(&headers, ip(1)).unwrap(), "api", "{scheme}");
+        }
+    }
+
+    #[test]
+    fn the_admin_token_acts_under_the_actor_header() {
+        let auth = auth();
+        let mut headers = bearer(ADMIN);
+        headers.insert(ACTOR_HEADER, HeaderValue::from_static("ops-bot"));
+        assert_eq!(auth.authorize_action(&headers, ip(1)).unwrap(), "ops-bot");
+        assert_eq!(status(auth.authorize_read(&headers, ip(1))), StatusCode::OK);
+    }
+
+    #[test]
+    fn the_read_token_reads_but_cannot_act() {
+        let auth = auth();
+        assert_eq!(status(auth.authorize_read(&bearer(READ), ip(1))), StatusCode::OK);
+        let refused = auth.authorize_action(&bearer(READ), ip(1)).unwrap_err();
+        assert_eq!(refused.to_string(), "the read token cannot act");
+        assert_eq!(refused.into_response().status(), StatusCode::FORBIDDEN);
+        // A right token is no failure: many of them never limit the source.
+        for _ in 0..20 {
+            assert_eq!(status(auth.authorize_action(&bearer(READ), ip(1))), StatusCode::FORBIDDEN);
+        }
+        assert_eq!(status(auth.authorize_read(&bearer(READ), ip(1))), StatusCode::OK);
+    }
+
+    #[test]
+    fn without_credentials_reads_and_actions_are_401() {
+        let auth = auth();
+        assert_eq!(status(auth.authorize_read(&HeaderMap::new(), ip(1))), StatusCode::UNAUTHORIZED);
+        assert_eq!(status(auth.authorize_action(&HeaderMap::new(), ip(1))), StatusCode::UNAUTHORIZED);
+        let forged = with(&[("cookie", "sb_session=forged0123456789")]);
+        assert_eq!(status(auth.authorize_read(&forged, ip(1))), StatusCode::UNAUTHORIZED);
+        // No token is no guess: a thousand of them do not limit the source.
+        for _ in 0..1000 {
+            let _ = auth.authorize_read(&HeaderMap::new(), ip(1));
+        }
+        assert_eq!(status(auth.authorize_read(&bearer(ADMIN), ip(1))), StatusCode::OK);
+    }
+
+    #[test]
+    fn the_sixth_wrong_bearer_is_429_and_so_is_the_right_token_after_it() {
+        let auth = auth();
+        let wrong = [
+            with(&[("authorization", "Bearer wrong-token-0123456789")]),
+            with(&[("authorization", &format!("Basic {ADMIN}"))]),
+            with(&[("authorization", "Bearer ")]),
+            bearer(&format!("{ADMIN}x")),
+            bearer(&ADMIN[..ADMIN.len() - 1]),
+        ];
+        for headers in &wrong {
+            assert_eq!(
+                status(auth.authorize_action(headers, ip(1))),
+                StatusCode::UNAUTHORIZED,
+                "{headers:?}"
+            );
+        }
+        assert_eq!(
+            status(auth.authorize_read(&bearer("sixth-guess-0123456789"), ip(1))),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(status(auth.authorize_action(&bearer(ADMIN), ip(1))), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(status(auth.authorize_read(&bearer(READ), ip(1))), StatusCode::TOO_MANY_REQUESTS);
+        assert!(matches!(auth.login(ip(1), "eve", ADMIN), Err(ApiError::TooManyRequests)));
+        // Without a token it is no attempt: the usual 401, not 429.
+        assert_eq!(status(auth.authorize_read(&HeaderMap::new(), ip(1))), StatusCode::UNAUTHORIZED);
+        // Another source is not limited.
+        assert_eq!(status(auth.authorize_action(&bearer(ADMIN), ip(2))), StatusCode::OK);
+    }
+
+    #[test]
+    fn failed_logins_and_wrong_bearers_share_one_count() {
+        let auth = auth();
+        for n in 0..3 {
+            assert!(matches!(
+                auth.login(ip(1), "eve", &format!("guess-{n}")),
+                Err(ApiError::Unauthorized(_))
+            ));
+        }
+        for n in 3..5 {
+            assert_eq!(
+                status(auth.authorize_read(&bearer(&format!("guess-{n}")), ip(1))),
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        assert!(matches!(auth.login(ip(1), "alice", ADMIN), Err(ApiError::TooManyRequests)));
+        assert_eq!(status(auth.authorize_read(&bearer(READ), ip(1))), StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    #[test]
+    fn a_session_reads_without_a_csrf_token_and_acts_only_with_it() {
+        let auth = auth();
+        let (headers, csrf) = session_headers(&auth, ip(1));
+        assert_eq!(status(auth.authorize_read(&headers, ip(1))), StatusCode::OK);
+        assert_eq!(status(auth.authorize_action(&headers, ip(1))), StatusCode::UNAUTHORIZED);
+        let mut wrong = headers.clone();
+        wrong.insert(CSRF_HEADER, HeaderValue::from_static("0123456789abcdef"));
+        assert_eq!(status(auth.authorize_action(&wrong, ip(1))), StatusCode::UNAUTHORIZED);
+        let mut right = headers.clone();
+        right.insert(CSRF_HEADER, HeaderValue::from_str(&csrf).unwrap());
+        assert_eq!(auth.authorize_action(&right, ip(1)).unwrap(), "alice");
+        auth.logout(&headers);
+        assert_eq!(status(auth.authorize_read(&headers, ip(1))), StatusCode::UNAUTHORIZED);
+        assert_eq!(status(auth.authorize_action(&right, ip(1))), StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn a_session_keeps_working_while_its_source_is_limited() {
+        let auth = auth();
+        let (headers, csrf) = session_headers(&auth, ip(1));
+        for n in 0..5 {
+            let _ = auth.authorize_read(&bearer(&format!("guess-{n}")), ip(1));
+        }
+        assert_eq!(status(auth.authorize_read(&bearer(ADMIN), ip(1))), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(status(auth.authorize_read(&headers, ip(1))), StatusCode::OK);
+        let mut acting = headers.clone();
+        acting.insert(CSRF_HEADER, HeaderValue::from_str(&csrf).unwrap());
+        assert_eq!(auth.authorize_action(&acting, ip(1)).unwrap(), "alice");
+    }
+
+    #[test]
+    fn an_empty_token_never_logs_in_or_reads() {
+        for auth in [Auth::new(None, None, false), Auth::new(Some("".into()), Some("".into()), false), auth()]
+        {
+            assert!(auth.login(ip(1), "eve", "").is_err());
+            assert!(auth.login(ip(1), "eve", "   ").is_err());
+            assert_eq!(status(auth.authorize_read(&bearer(""), ip(1))), StatusCode::UNAUTHORIZED);
+        }
+        let off = Auth::new(None, Some(READ.into()), false);
+        let refused = off.authorize_action(&HeaderMap::new(), ip(1)).unwrap_err();
+        assert!(refused.to_string().contains("no admin_token"), "{refused}");
+        assert!(off.login(ip(2), "eve", READ).is_err(), "the read token opened a session");
+    }
+
+    #[test]
+    fn the_session_cookie_is_strict_http_only_and_secure_when_asked() {
+        let plain = auth().login(ip(1), "alice", ADMIN).unwrap();
+        assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Strict") && !plain.contains("Secure"));
+        let secure = Auth::new(Some(ADMIN.into()), None, true).login(ip(1), "alice", ADMIN).unwrap();
+        assert!(secure.ends_with("; Secure"), "{secure}");
+        assert!(!format!("{:?}", auth()).contains(ADMIN));
+    }
 }

@@ -23,8 +23,7 @@ pub async fn list(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Blocks>, ApiError> {
-    let _ = peer;
-    state.auth.authorize(&headers)?; // TEMP-B
+    state.auth.authorize_read(&headers, peer.ip())?;
     Ok(Json(Blocks { blocks: state.access.guard.blocks(Instant::now()) }))
 }
 
@@ -40,8 +39,7 @@ pub async fn lift(
     Path(source): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Lifted>, ApiError> {
-    let _ = peer;
-    let actor = state.auth.authorize(&headers)?; // TEMP-B
+    let actor = state.auth.authorize_action(&headers, peer.ip())?;
     let source: Source = source.parse().map_err(ApiError::BadRequest)?;
     let lifted = state
         .access

@@ -1,25 +1,28 @@
 //! The ops dashboard at `/`: rendered on the server from the same answers as
 //! `/api/status`, `/api/events` and `/api/phones` (so it is useful without JavaScript),
-//! then kept live by `assets/dashboard.js`, which polls those APIs. Its assets are
-//! compiled in and served by exact name; nothing from the URL touches the file system.
+//! then kept live by `assets/dashboard.js`, which polls those APIs. Without a session the
+//! page shows routes, services and convergence counts only: events and the stale-phone
+//! list (phone names, MACs) wait for a login, and the script does not ask for them. Its
+//! assets are compiled in and served by exact name; nothing from the URL touches the
+//! file system.
 
 use askama::Template;
-use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use switchback_core::{Role, Route, ServiceId, ServiceKind};
 
-use crate::api::{self, EventView, PhoneView, RouteStatus, ServiceStatus, Status};
+use crate::api::{self, EventView, EventsQuery, PhoneView, PhonesQuery, RouteStatus, ServiceStatus, Status};
 use crate::auth::SessionView;
 use crate::AppState;
 
 /// The page may only load its own script, styles and data: no inline script, no CDN.
 const CSP: &str = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-/// As many events as the page polls for.
-const EVENTS_SHOWN: &str = "/api/events?limit=20";
-/// As many stale phones as the page polls for.
-const STALE_SHOWN: &str = "/api/phones?stale=true&limit=50";
+/// As many events as the page polls for (`/api/events?limit=20` in dashboard.js).
+const EVENTS_SHOWN: u32 = 20;
+/// As many stale phones as the page polls for (`/api/phones?stale=true&limit=50`).
+const STALE_SHOWN: usize = 50;
 
 #[derive(Template)]
 #[template(path = "dashboard.html")]
@@ -116,6 +119,8 @@ struct EventRow {
     tone: &'static str,
     summary: String,
     reason: String,
+    /// `by alice`; empty when the event names no person (a blocked scanner's source is
+    /// in the summary).
     actor: String,
 }
 
@@ -130,16 +135,20 @@ struct StaleRow {
 pub async fn page(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let now = state.clock.now();
     let status = api::status(State(state.clone())).await.ok().map(|j| j.0);
-    let events = match Query::try_from_uri(&Uri::from_static(EVENTS_SHOWN)) {
-        Ok(q) => api::events(State(state.clone()), q).await.map(|j| j.0.events).unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
-    let stale = match Query::try_from_uri(&Uri::from_static(STALE_SHOWN)) {
-        Ok(q) => api::phones(State(state.clone()), q).await.map(|j| j.0.phones).unwrap_or_default(),
-        Err(_) => Vec::new(),
+    let session = state.auth.session(&headers);
+    let (events, stale) = if session.is_some() {
+        let events = EventsQuery { before: None, limit: Some(EVENTS_SHOWN) };
+        let stale =
+            PhonesQuery { stale: Some(true), generation: None, offset: None, limit: Some(STALE_SHOWN) };
+        (
+            api::events_page(&state, events).await.map(|p| p.events).unwrap_or_default(),
+            api::phones_page(&state, stale).await.map(|p| p.phones).unwrap_or_default(),
+        )
+    } else {
+        (Vec::new(), Vec::new())
     };
     let page = Page {
-        session: state.auth.session(&headers),
+        session,
         login_message: login_message(query.as_deref().unwrap_or_default()),
         demo: state.demo,
         generation: status.as_ref().map(|s| s.generation),
@@ -336,18 +345,22 @@ fn duration_words(seconds: u64) -> String {
     }
 }
 
-/// Mirrors `eventTone()` and `eventSummary()` in dashboard.js.
+/// Mirrors `eventTone()`, `eventSummary()` and `eventActor()` in dashboard.js.
 fn event_row(e: &EventView, now: DateTime<Utc>) -> EventRow {
+    let scan = e.kind == "provisioning_scan";
     let tone = match (e.kind, e.to) {
         ("service_down" | "both_down" | "monitor_blind" | "safety_net_gone", _) => "bad",
         ("transition", Some("failed_over")) => "bad",
-        ("transition", Some("failing")) => "warn",
+        ("transition", Some("failing")) | ("provisioning_scan", _) => "warn",
         ("transition", Some("recovering")) | ("failback_ready", _) => "info",
         ("service_up" | "monitor_sighted" | "converged", _) | ("transition", Some("primary")) => "good",
         ("operator", _) => "op",
         _ => "neutral",
     };
     let mut parts = Vec::new();
+    if scan {
+        parts.push(format!("{} blocked from phone files", e.actor));
+    }
     if let Some(route) = e.route {
         parts.push(route.as_str().to_owned());
     }
@@ -367,7 +380,7 @@ fn event_row(e: &EventView, now: DateTime<Utc>) -> EventRow {
         tone,
         summary: parts.join(" · "),
         reason: e.reason.clone(),
-        actor: e.actor.clone(),
+        actor: if scan { String::new() } else { format!("by {}", e.actor) },
     }
 }
 
@@ -452,6 +465,50 @@ mod tests {
         assert!(html.contains("Wrong admin token."));
         assert!(!html.contains("csrf-token"));
         assert!(!html.contains("data-action="));
+    }
+
+    #[test]
+    fn logged_out_the_page_shows_no_phones_and_no_events_and_tells_the_script() {
+        let html = page(None).render().unwrap();
+        assert!(html.contains(r#"data-session="false""#));
+        assert!(!html.contains("Lobby"), "a phone name before login");
+        assert!(!html.contains("001565000001"), "a MAC before login");
+        assert!(!html.contains(r#"data-testid="stale-phones""#));
+        assert!(!html.contains(r#"data-testid="events""#));
+        assert!(html.contains(r#"data-testid="events-login""#));
+        assert!(html.contains("Log in to see phones and events."));
+        // The counts stay: they name no phone.
+        assert!(html.contains(r#"data-testid="convergence-stale""#));
+        assert!(html.contains(r#"data-testid="route-sip-state""#));
+
+        let html = page(Some(SessionView { name: "alice".into(), csrf: "c5rf".into() })).render().unwrap();
+        assert!(html.contains(r#"data-session="true""#));
+        assert!(html.contains(r#"data-testid="events""#) && html.contains(r#"data-testid="stale-phones""#));
+        assert!(!html.contains(r#"data-testid="events-login""#));
+    }
+
+    #[test]
+    fn a_blocked_scan_reads_as_a_warning_about_its_source() {
+        let now = Utc::now();
+        let event = EventView {
+            id: 9,
+            at: now,
+            kind: "provisioning_scan",
+            route: None,
+            site: None,
+            service: None,
+            from: None,
+            to: None,
+            active_site: None,
+            reason: "20 bad phone-file requests within 10m; blocked for 1h".to_owned(),
+            actor: "2001:db8:1:2::/64".to_owned(),
+        };
+        let row = event_row(&event, now);
+        assert_eq!(row.tone, "warn");
+        assert_eq!(row.summary, "2001:db8:1:2::/64 blocked from phone files");
+        assert_eq!(row.actor, "");
+        let operator = EventView { kind: "operator", actor: "alice".to_owned(), ..event };
+        assert_eq!(event_row(&operator, now).actor, "by alice");
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! The API's one error type: a JSON body `{"error": "…"}` with the right status.
 //! 5xx details are logged, never shown to the client.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -14,9 +14,13 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// Valid credentials that may not do this (the read token asked to act).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("too many attempts; try again in a minute")]
+    /// Too many failed logins or wrong tokens from the source within a minute.
+    #[error("too many failed attempts from this address; try again in a minute")]
     TooManyRequests,
     #[error("{0}")]
     Unavailable(String),
@@ -30,6 +34,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -41,10 +46,13 @@ impl IntoResponse for ApiError {
             self.to_string()
         };
         let mut response = (status, Json(json!({ "error": message }))).into_response();
+        let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // The most it can take: the oldest counted failure leaves the minute by then.
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         }
         response
     }

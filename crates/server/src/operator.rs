@@ -1,5 +1,6 @@
 //! Operator actions (`POST /api/routes/{route}/{action}`) and the dashboard's login and
-//! logout. Every action is checked by [`Auth`](crate::auth::Auth) before anything else.
+//! logout. Every action is checked by [`Auth::authorize_action`](crate::auth::Auth::authorize_action)
+//! before anything else.
 
 use std::net::SocketAddr;
 
@@ -34,11 +35,12 @@ pub struct ActReply {
 
 pub async fn act(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((route, action)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ActReply>, ApiError> {
-    let actor = state.auth.authorize(&headers)?;
+    let actor = state.auth.authorize_action(&headers, peer.ip())?;
     let route: Route = route.parse().map_err(|e| ApiError::NotFound(format!("{e}; routes: sip, stun")))?;
     let action: Action = action
         .parse()

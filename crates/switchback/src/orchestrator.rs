@@ -90,7 +90,11 @@ impl Orchestrator {
         )
         .await?;
         let secure_cookie = config.server.public_url.scheme() == "https";
-        let auth = Arc::new(Auth::new(config.server.admin_token.clone(), secure_cookie));
+        let auth = Arc::new(Auth::new(
+            config.server.admin_token.clone(),
+            config.server.read_token.clone(),
+            secure_cookie,
+        ));
         let state = decider.subscribe().borrow().clone();
         // Read before the phones, so an import in between is noticed, not lost.
         let rendered_revision = store.phones_revision().await?;

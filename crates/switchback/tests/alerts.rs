@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test reports failure
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -563,6 +564,64 @@ async fn a_400_answer_is_final_and_shown_as_failed() {
     let line = metrics.lines().find(|l| l.starts_with("switchback_alerts{status=\"failed\"}"));
     let shown: Option<u64> = line.and_then(|l| l.rsplit(' ').next()?.parse().ok());
     assert_eq!(shown, Some(failed), "metrics: {line:?}");
+}
+
+// ---- provisioning scans ------------------------------------------------------------------
+
+/// A source blocked for scanning phone files: Slack hears of it, PagerDuty opens an
+/// incident keyed by the source (and a second source would be a second incident).
+/// No peers needed: the sites are closed ports, so the monitor is blind, which alerts too.
+#[tokio::test]
+async fn a_blocked_scan_goes_to_slack_and_pages_an_incident_of_its_own() {
+    let receiver = Receiver::always(200).await.unwrap();
+    let site = || {
+        SiteAddrs::new(
+            closed_port().unwrap(),
+            "sqlite:///nonexistent-switchback-test/site.db",
+            closed_port().unwrap(),
+        )
+    };
+    let slack =
+        format!("[[alerts]]\nname = \"chat\"\nurl = \"{}\"\nformat = \"slack\"\n", receiver.url("chat"));
+    let builder = ConfigBuilder::new(site(), site())
+        .extra("[provisioning]\nscan_limit = 3\nblock_for = \"5m\"\n")
+        .extra(&pagerduty("pager", &receiver))
+        .extra(&slack);
+    let running = Running::start(BINARY, &builder, &[]).await.unwrap();
+    let scanner = reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for i in 0..5 {
+        let url = running.url(&format!("/prov/yealink/001565{:06x}.cfg", 0xab0000 + i));
+        scanner.get(url).send().await.unwrap();
+    }
+
+    let to = |name: &str, r: &Received| r.path.ends_with(&format!("/{name}"));
+    let page =
+        |r: &Received| to("pager", r) && r.json().is_ok_and(|b| b["payload"]["class"] == "provisioning_scan");
+    let chat = |r: &Received| to("chat", r) && r.text().contains("127.0.0.9");
+    let all = receiver
+        .wait_until("the scan paged and in the chat", SOON, |all| {
+            all.iter().any(page) && all.iter().any(chat)
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err:#}\n{}", running.process.log()));
+    eprintln!("{}", describe(&all));
+
+    let pages: Vec<Value> = all.iter().filter(|r| page(r)).map(|r| r.json().unwrap()).collect();
+    assert_eq!(pages.len(), 1, "{}", describe(&all));
+    assert_eq!(pages[0]["event_action"], "trigger");
+    assert_eq!(pages[0]["dedup_key"], "switchback/provisioning/127.0.0.9");
+    assert_eq!(pages[0]["payload"]["severity"], "warning");
+    assert_eq!(pages[0]["payload"]["custom_details"]["type"], "provisioning_scan");
+    assert_eq!(pages[0]["payload"]["custom_details"]["actor"], "127.0.0.9");
+
+    let chats: Vec<Value> = all.iter().filter(|r| chat(r)).map(|r| r.json().unwrap()).collect();
+    assert_eq!(chats.len(), 1, "{}", describe(&all));
+    let text = chats[0]["text"].as_str().unwrap();
+    assert!(text.starts_with(":warning:") && text.contains("blocked") && text.contains("5m"), "{text}");
 }
 
 #[tokio::test]

@@ -1,8 +1,14 @@
 //! The operator and read APIs of a running `switchback run`, over HTTP: every path and
-//! every way in (bearer token, dashboard session with CSRF token) and out (401 with
-//! nothing changed, 404 and 409 as JSON), the event history and its paging, the phones
-//! list and its filters, the OpenAPI document, Prometheus metrics, and the login form
-//! with its rate limit.
+//! every way in (admin and read bearer tokens, dashboard session with CSRF token) and out
+//! (401 with nothing changed, 403 for the read token acting, 404 and 409 as JSON, 429 for
+//! a source that made too many failed attempts), the event history and its paging, the
+//! phones list and its filters, the OpenAPI document, Prometheus metrics, and the login
+//! form with its rate limit.
+//!
+//! Failed logins and wrong tokens count per source address (5 a minute), and the harness
+//! reads `/api/` from 127.0.0.1 with the read token: tests that send wrong tokens send
+//! them from their own 127.0.0.x address, at most 4 per address unless the limit is the
+//! point.
 //!
 //! Tests whose answers depend on the monitor run against a [`Lab`] of real peers; the
 //! others against sites where nothing listens (the monitor is blind and moves nothing).
@@ -17,12 +23,14 @@ use serde_json::Value;
 use switchback_tests::lab::{sample_phones, Lab, Running, Status};
 use switchback_tests::peers::closed_port;
 use switchback_tests::require;
-use switchback_tests::switchback::{read, ConfigBuilder, HttpResponse, SiteAddrs};
+use switchback_tests::switchback::{read, ConfigBuilder, HttpResponse, SiteAddrs, HARNESS_READ_TOKEN};
 use switchback_tests::wait::until;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_switchback");
 const PEERS: &str = "kamailio, coturn, postgresql and mariadb";
 const TOKEN: &str = "api-test-token-3f9c";
+/// `server.read_token` of every config the harness writes.
+const READ_TOKEN: &str = HARNESS_READ_TOKEN;
 /// Long enough that a resumed route does not fail back while a test looks at it.
 const FAILBACK_AFTER: Duration = Duration::from_secs(120);
 
@@ -86,15 +94,17 @@ async fn without_the_token_actions_are_refused_and_change_nothing() {
 
     let attempts: [(&str, Option<String>); 6] = [
         ("no Authorization", None),
-        ("a wrong token", Some("Bearer wrong-token".into())),
+        ("a wrong token", Some("Bearer wrong-token-0123456789".into())),
         ("the token with a suffix", Some(format!("Bearer {TOKEN}x"))),
         ("a prefix of the token", Some(format!("Bearer {}", &TOKEN[..TOKEN.len() - 1]))),
         ("Basic instead of Bearer", Some(format!("Basic {TOKEN}"))),
         ("an empty bearer", Some("Bearer ".into())),
     ];
-    for (what, header) in &attempts {
+    // Each form from its own address: four wrong tokens each, below the limit of five.
+    for (n, (what, header)) in (10u8..).zip(&attempts) {
+        let client = no_redirects_from(Some(Ipv4Addr::new(127, 0, 0, n)));
         for action in ["failover", "failback", "pause", "resume"] {
-            let mut request = running.client().post(url.replace("failover", action));
+            let mut request = client.post(url.replace("failover", action));
             if let Some(header) = header {
                 request = request.header("authorization", header.as_str());
             }
@@ -304,6 +314,171 @@ async fn without_a_configured_token_actions_are_off() {
     assert_eq!(running.status().await.unwrap().summary("sip").0, "primary");
 }
 
+// ---- who may read, and the read token -----------------------------------------------------
+
+/// Paths that carry phone data or history: a token or a session is needed.
+const READ_APIS: [&str; 3] = ["/api/phones", "/api/events", "/api/alerts"];
+/// Paths that carry none and stay open.
+const OPEN_PATHS: [&str; 5] = ["/", "/api/status", "/healthz", "/metrics", "/api/openapi.json"];
+
+/// `method path` from `client` with `headers`; any status.
+async fn send(
+    running: &Running,
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
+    let mut request = client.request(method, running.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    read(request.send().await.unwrap()).await.unwrap()
+}
+
+#[tokio::test]
+async fn read_apis_answer_the_admin_token_the_read_token_and_a_session_and_nobody_else() {
+    let running = offline().await;
+    let client = no_redirects();
+    let get = |path: &'static str, headers: Vec<(&'static str, String)>| {
+        let client = client.clone();
+        let running = &running;
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            send(running, &client, reqwest::Method::GET, path, &headers).await
+        }
+    };
+    let cookie = session_cookie(login(&running, &client, "alice", TOKEN).await.header("set-cookie").unwrap());
+    for path in READ_APIS {
+        let refused = get(path, Vec::new()).await;
+        assert_json_error(&refused, 401, &format!("{path} without credentials"));
+        assert_eq!(refused.header("www-authenticate"), Some("Bearer"), "{path}");
+        let forged = get(path, vec![("cookie", "sb_session=forged0123456789".to_owned())]).await;
+        assert_json_error(&forged, 401, &format!("{path} with a forged session"));
+        for (what, headers) in [
+            ("the admin token", vec![("authorization", format!("Bearer {TOKEN}"))]),
+            ("the read token", vec![("authorization", format!("Bearer {READ_TOKEN}"))]),
+            ("the read token, scheme in lowercase", vec![("authorization", format!("bearer {READ_TOKEN}"))]),
+            ("a session, no CSRF token", vec![("cookie", cookie.clone())]),
+        ] {
+            let response = get(path, headers).await;
+            assert_eq!(response.status, 200, "{path} with {what}: {}", response.text());
+            assert!(
+                response.header("content-type").unwrap_or_default().contains("json"),
+                "{path} with {what}"
+            );
+        }
+    }
+    for path in OPEN_PATHS {
+        let response = get(path, Vec::new()).await;
+        assert_eq!(response.status, 200, "{path} is open: {}", response.text());
+    }
+    // The page without a session names no phone and lists no event.
+    let page = get("/", Vec::new()).await.text();
+    assert!(page.contains(r#"data-session="false""#) && page.contains("Log in to see phones and events."));
+    assert!(!page.contains(r#"data-testid="event""#) && !page.contains(&sample_phones()[0].mac), "{page}");
+    let page = get("/", vec![("cookie", cookie.clone())]).await.text();
+    assert!(page.contains(r#"data-session="true""#) && page.contains(r#"data-testid="events""#));
+
+    // After logout the cookie reads nothing.
+    let out = send(&running, &client, reqwest::Method::POST, "/logout", &[("cookie", &cookie)]).await;
+    assert_eq!(out.status, 303);
+    for path in READ_APIS {
+        assert_json_error(
+            &get(path, vec![("cookie", cookie.clone())]).await,
+            401,
+            &format!("{path} after logout"),
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_read_token_cannot_act() {
+    let running = offline().await;
+    let before = routes(&running.status().await.unwrap());
+    for action in ["failover", "failback", "pause", "resume"] {
+        let response = running.act("sip", action, Some(READ_TOKEN), None).await.unwrap();
+        assert_json_error(&response, 403, &format!("{action} with the read token"));
+        assert_eq!(response.json::<Value>().unwrap()["error"], "the read token cannot act");
+    }
+    // Nor open a dashboard session.
+    let response =
+        login(&running, &no_redirects_from(Some(Ipv4Addr::new(127, 0, 0, 60))), "eve", READ_TOKEN).await;
+    assert_eq!(response.header("location"), Some("/?login=failed"));
+    assert!(response.header("set-cookie").is_none());
+    assert_eq!(routes(&running.status().await.unwrap()), before, "the read token changed something");
+    assert!(running.events_of("operator").await.unwrap().is_empty());
+    // Being a right token, it used up nothing: the admin token still acts from here.
+    assert_eq!(running.act("stun", "pause", Some(TOKEN), None).await.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn the_sixth_wrong_token_in_a_minute_is_refused_and_so_is_the_right_one_after_it() {
+    let running = offline().await;
+    let before = routes(&running.status().await.unwrap());
+    let source = Ipv4Addr::new(127, 0, 0, 30);
+    let attacker = no_redirects_from(Some(source));
+    let (get, post) = (reqwest::Method::GET, reqwest::Method::POST);
+    let bearer = |token: &str| format!("Bearer {token}");
+
+    // Five failures, on reads, actions and the login form alike: each answered as usual.
+    let wrong = [
+        (get.clone(), "/api/events", "Bearer guess-one-0123456789".to_owned()),
+        (post.clone(), "/api/routes/sip/failover", "Bearer guess-two-0123456789".to_owned()),
+        (get.clone(), "/api/phones", format!("Basic {READ_TOKEN}")),
+        (get.clone(), "/api/alerts", bearer(&format!("{READ_TOKEN}x"))),
+    ];
+    for (method, path, authorization) in &wrong {
+        let response =
+            send(&running, &attacker, method.clone(), path, &[("authorization", authorization)]).await;
+        assert_json_error(&response, 401, &format!("{method} {path} with {authorization}"));
+    }
+    let failed = login(&running, &attacker, "mallory", "guess-five-0123456789").await;
+    assert_eq!(failed.header("location"), Some("/?login=failed"));
+
+    // The sixth: 429, whatever it holds.
+    let sixth =
+        send(&running, &attacker, get.clone(), "/api/events", &[("authorization", &bearer("guess-six"))])
+            .await;
+    assert_json_error(&sixth, 429, "the sixth wrong token");
+    assert!(sixth.header("retry-after").is_some(), "{:?}", sixth.headers);
+    for (method, path, token) in [
+        (post.clone(), "/api/routes/sip/failover", TOKEN),
+        (get.clone(), "/api/events", TOKEN),
+        (get.clone(), "/api/phones", READ_TOKEN),
+    ] {
+        let response =
+            send(&running, &attacker, method.clone(), path, &[("authorization", &bearer(token))]).await;
+        assert_json_error(&response, 429, &format!("{method} {path} with the right token while limited"));
+    }
+    let limited = login(&running, &attacker, "mallory", TOKEN).await;
+    assert_eq!(limited.header("location"), Some("/?login=limited"));
+    assert!(limited.header("set-cookie").is_none(), "a session while limited");
+
+    // Without a token the same source gets its normal answers.
+    for path in OPEN_PATHS {
+        let response = send(&running, &attacker, get.clone(), path, &[]).await;
+        assert_eq!(response.status, 200, "{path} from the limited source: {}", response.text());
+    }
+    let response = send(&running, &attacker, get.clone(), "/api/events", &[]).await;
+    assert_json_error(&response, 401, "/api/events from the limited source without a token");
+
+    // Another source is not limited.
+    let operator = no_redirects_from(Some(Ipv4Addr::new(127, 0, 0, 31)));
+    let response =
+        send(&running, &operator, get.clone(), "/api/events", &[("authorization", &bearer(TOKEN))]).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+
+    assert_eq!(routes(&running.status().await.unwrap()), before, "a refused request changed something");
+    assert!(running.events_of("operator").await.unwrap().is_empty());
+    let log = running.process.log();
+    assert!(log.contains("bearer token refused") && log.contains("login failed"), "{log}");
+    assert!(log.contains("127.0.0.30"), "the log does not name the source:\n{log}");
+    for secret in ["guess-one", "guess-two", "guess-six", TOKEN, READ_TOKEN] {
+        assert!(!log.contains(secret), "the log holds {secret}:\n{log}");
+    }
+}
+
 // ---- read APIs ---------------------------------------------------------------------------
 
 #[tokio::test]
@@ -472,15 +647,37 @@ async fn the_openapi_document_lists_every_api_path_and_they_answer() {
         assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys().collect::<Vec<_>>());
     }
     assert!(paths["/api/routes/{route}/{action}"]["post"].is_object());
+    for path in ["/api/provisioning/blocks", "/api/provisioning/blocks/{source}"] {
+        assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys().collect::<Vec<_>>());
+    }
+    // Every GET answers as documented: open ones to anybody, the others to the read
+    // token and to nobody without credentials.
+    let schemes = doc["components"]["securitySchemes"].as_object().expect("security schemes");
     for (path, item) in paths {
-        if item.get("get").is_none() || path.contains('{') {
+        let Some(get) = item.get("get") else { continue };
+        if path.contains('{') {
             continue;
         }
-        let answer = running.get(path).await.unwrap();
-        assert_eq!(answer.status, 200, "{path} is documented and answers {}", answer.status);
+        let security =
+            get["security"].as_array().unwrap_or_else(|| panic!("GET {path} documents no security"));
+        for scheme in security.iter().flat_map(|s| s.as_object().unwrap().keys()) {
+            assert!(schemes.contains_key(scheme), "GET {path}: unknown scheme {scheme}");
+        }
+        let stranger = read(running.client().get(running.url(path)).send().await.unwrap()).await.unwrap();
+        if security.is_empty() {
+            assert_eq!(stranger.status, 200, "GET {path} is documented open and answers {}", stranger.status);
+        } else {
+            assert_eq!(
+                stranger.status, 401,
+                "GET {path} is documented closed and answers {}",
+                stranger.status
+            );
+            assert!(get["responses"]["401"].is_object(), "GET {path} does not document its 401");
+            let reader = running.get(path).await.unwrap(); // with the read token
+            assert!(security.iter().any(|s| s.get("readToken").is_some()), "GET {path}");
+            assert_eq!(reader.status, 200, "GET {path} with the read token answers {}", reader.status);
+        }
     }
-    let healthz = running.get("/healthz").await.unwrap();
-    assert_eq!(healthz.status, 200);
 }
 
 #[tokio::test]
@@ -672,7 +869,7 @@ async fn a_session_with_the_pages_csrf_token_acts_until_logout() {
 #[tokio::test]
 async fn the_sixth_failed_login_in_a_minute_is_limited_per_source_address() {
     let running = offline().await;
-    let attacker = no_redirects_from(Some(Ipv4Addr::new(127, 0, 0, 1)));
+    let attacker = no_redirects_from(Some(Ipv4Addr::new(127, 0, 0, 50)));
     for attempt in 1..=5 {
         let response = login(&running, &attacker, "mallory", &format!("guess-{attempt}")).await;
         assert_eq!(response.header("location"), Some("/?login=failed"), "attempt {attempt}");

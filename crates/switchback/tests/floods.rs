@@ -146,3 +146,36 @@ async fn floods_are_cut_off_while_phones_fetch_and_the_monitor_fails_over() {
 fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
+
+/// A keep-alive connection is not cut by the 10 s header timeout while it idles between
+/// requests, serves a request after 15 s of quiet, and is closed about 60 s after its
+/// last answer.
+#[tokio::test]
+async fn idle_keep_alive_connections_close_after_a_minute() {
+    let site = || {
+        switchback_tests::switchback::SiteAddrs::new(
+            switchback_tests::peers::closed_port().unwrap(),
+            "sqlite:///nonexistent-switchback-test/site.db",
+            switchback_tests::peers::closed_port().unwrap(),
+        )
+    };
+    let builder = switchback_tests::switchback::ConfigBuilder::new(site(), site());
+    let running = Running::start(BINARY, &builder, &[]).await.unwrap();
+    let addr = running.config.listen().unwrap();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: idle\r\n\r\n";
+    let mut buf = vec![0u8; 4096];
+    for quiet in [Duration::ZERO, Duration::from_secs(15)] {
+        // Nothing arrives while idle: the connection stays open through the header timeout.
+        let waited = tokio::time::timeout(quiet, stream.read(&mut buf)).await;
+        assert!(waited.is_err(), "the server spoke or closed during {quiet:?} of quiet: {waited:?}");
+        stream.write_all(request).await.unwrap();
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "after {quiet:?} of quiet");
+    }
+    let answered = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(75), stream.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "not closed within 75 s: {closed:?}");
+    let idle = answered.elapsed();
+    assert!(idle >= Duration::from_secs(58) && idle <= Duration::from_secs(63), "closed after {idle:?} idle");
+}

@@ -35,7 +35,9 @@ fn offline_config() -> ConfigBuilder {
             closed_port().unwrap(),
         )
     };
-    ConfigBuilder::new(site(), site()).admin_token(TOKEN)
+    // Most of these tests ask for files that do not exist on purpose: far more than the
+    // default scan_limit allows from one source.
+    ConfigBuilder::new(site(), site()).admin_token(TOKEN).extra("[provisioning]\nscan_limit = 100000")
 }
 
 const HEADER: &str = "mac,vendor,model,display_name,user_id,auth_id,password\n";

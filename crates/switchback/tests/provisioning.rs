@@ -404,3 +404,97 @@ async fn sources_outside_allow_are_refused_and_not_counted() {
     let blocks = running.get_json("/api/provisioning/blocks").await.unwrap();
     assert_eq!(blocks["blocks"].as_array().map(Vec::len), Some(0), "{blocks}");
 }
+
+/// A phone that keeps its digest session across a restart of switchback: its next
+/// request answers with a nonce the new process never made, gets `stale=true`, and
+/// answers the fresh challenge, without counting as a bad request (`scan_limit = 1`
+/// would block it at once).
+#[tokio::test]
+async fn a_restart_makes_nonces_stale_not_bad() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    const SCRIPT: &str = r#"
+import sys, requests
+from requests.auth import HTTPDigestAuth
+url, user, password = sys.argv[1:4]
+session = requests.Session()
+session.auth = HTTPDigestAuth(user, password)
+for _ in range(2):
+    r = session.get(url, timeout=10)
+    print(" ".join(str(h.status_code) for h in r.history + [r]), flush=True)
+    sys.stdin.readline()
+"#;
+    let builder = offline().extra("[provisioning]\nauth = \"digest\"\nscan_limit = 1");
+    let mut running = Running::start(BINARY, &builder, &phones()).await.unwrap();
+    let phone = running.phones[0].clone();
+    let mut python = Command::new("python3")
+        .args(["-c", SCRIPT, &running.url(&phone.path()), &phone.mac, "prov-pass-0001"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = python.stdin.take().unwrap();
+    let mut lines = BufReader::new(python.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("401 200"), "challenge, then the file");
+    running.stop().await.unwrap();
+    running.start_again().await.unwrap();
+    stdin.write_all(b"go\n").await.unwrap();
+    // The old nonce is sent first (preemptively), refused as stale, then the new one works.
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("401 200"));
+    let blocks = running.get_json("/api/provisioning/blocks").await.unwrap();
+    assert_eq!(blocks["blocks"].as_array().map(Vec::len), Some(0), "{blocks}");
+}
+
+/// Bad TLS and provisioning settings stop `run` at start with exit 2, naming the key.
+#[tokio::test]
+async fn bad_tls_files_stop_the_start_and_name_the_key() {
+    let pki = Pki::make("0015651234a1", "0015651234a2");
+    let garbage = pki.dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n").unwrap();
+    let garbage = garbage.display().to_string();
+    let missing = pki.path("missing.pem");
+    let tls_port = free_port(Ipv4Addr::LOCALHOST).unwrap();
+    let tls = |cert: &str, key: &str| {
+        offline()
+            .server_line(&format!("tls_listen = \"127.0.0.1:{tls_port}\""))
+            .server_line(&format!("tls_cert = \"{cert}\""))
+            .server_line(&format!("tls_key = \"{key}\""))
+    };
+    let client_cert = |ca: &str| {
+        tls(&pki.path("server.pem"), &pki.path("server.key"))
+            .extra(&format!("[provisioning]\nauth = \"client_cert\"\nclient_ca = \"{ca}\""))
+    };
+    let cases = [
+        ("a missing certificate", tls(&missing, &pki.path("server.key")), "server.tls_cert"),
+        ("a garbage certificate", tls(&garbage, &pki.path("server.key")), "server.tls_cert"),
+        (
+            "a key that is not the certificate's",
+            tls(&pki.path("server.pem"), &pki.path("cn.key")),
+            "server.tls_key",
+        ),
+        ("a missing key", tls(&pki.path("server.pem"), &missing), "server.tls_key"),
+        ("a garbage client_ca", client_cert(&garbage), "provisioning.client_ca"),
+        ("a missing client_ca", client_cert(&missing), "provisioning.client_ca"),
+        (
+            "client_cert without tls_listen",
+            offline().extra("[provisioning]\nauth = \"client_cert\"\nclient_ca = \"/x.pem\""),
+            "provisioning.auth",
+        ),
+        ("a bad CIDR", offline().extra("[provisioning]\nallow = [\"10.0.0.0/40\"]"), "provisioning.allow"),
+        ("a short token", offline().admin_token("short"), "server.admin_token"),
+    ];
+    for (what, builder, key) in cases {
+        let config = builder.write().unwrap();
+        let mut process = switchback_tests::switchback::Switchback::run(BINARY, config.path()).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = process.exited() {
+                break status;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{what}: still running:\n{}", process.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(status.code(), Some(2), "{what}: {}", process.log());
+        assert!(process.log().contains(key), "{what}: the error does not name {key}:\n{}", process.log());
+    }
+}

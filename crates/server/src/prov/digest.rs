@@ -313,8 +313,11 @@ impl DigestAuth {
         if c.uri != uri {
             return Verdict::Refused("uri is not the request's");
         }
+        // Right password, but a nonce this process did not make: one from before a
+        // restart (a new key). The phone is told to retry, not counted as bad; an
+        // eavesdropper replaying an old exchange gets no file either way.
         let Some((tag, issued_at)) = self.open_nonce(&c.nonce) else {
-            return Verdict::Refused("not a nonce of this server");
+            return Verdict::Stale;
         };
         if now_unix.saturating_sub(issued_at) >= NONCE_LIFETIME.as_secs() || issued_at > now_unix + 60 {
             return Verdict::Stale;
