@@ -256,7 +256,16 @@ impl Running {
     /// Writes the config, imports `phones` through the CLI, starts `switchback run` and
     /// waits until it answers `/healthz`.
     pub async fn start(binary: &str, builder: &ConfigBuilder, phones: &[TestPhone]) -> anyhow::Result<Self> {
-        let config = builder.write()?;
+        Self::start_with(binary, builder, builder.write()?, phones).await
+    }
+
+    /// [`Running::start`] on a config already written (e.g. with another store).
+    pub async fn start_with(
+        binary: &str,
+        builder: &ConfigBuilder,
+        config: TestConfig,
+        phones: &[TestPhone],
+    ) -> anyhow::Result<Self> {
         if !phones.is_empty() {
             let csv = write_file(config.dir(), "phones.csv", &phones_csv(phones))?;
             let import = phones_import(binary, config.path(), &csv).await?;

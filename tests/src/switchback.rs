@@ -177,6 +177,14 @@ impl ConfigBuilder {
         TestConfig::write_in(dir, &text, Some(listen))
     }
 
+    /// Like [`ConfigBuilder::write`], with the store at `store_url` instead of a SQLite
+    /// file in the config's folder.
+    pub fn write_with_store(&self, store_url: &str) -> anyhow::Result<TestConfig> {
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)?));
+        let dir = tempfile::Builder::new().prefix("switchback-").tempdir()?;
+        TestConfig::write_in(dir, &self.toml(listen, store_url), Some(listen))
+    }
+
     /// The config text for a server on `listen` and a store at `store_url`.
     pub fn toml(&self, listen: SocketAddr, store_url: &str) -> String {
         let mut out = format!("[server]\nlisten = \"{listen}\"\npublic_url = \"http://{listen}\"\n");

@@ -207,6 +207,9 @@
     el('monitor-blind').hidden = !status.monitor_blind;
     const unavailable = el('store-unavailable');
     if (unavailable) unavailable.hidden = true;
+    const store = status.store || { up: true };
+    el('store-down').hidden = store.up;
+    if (!store.up) setText('store-down-reason', store.error);
     const away = ROUTES.filter((name) => status.routes[name].state !== 'primary');
     document.title = away.length
       ? `${away.map((name) => `${name} ${status.routes[name].state}`).join(', ')} · switchback`

@@ -19,12 +19,16 @@ use switchback_provisioning::{Mac, Vendor};
 use crate::error::ApiError;
 use crate::AppState;
 
+/// How long `/api/status` waits for the store's history before answering without it.
+const STORE_READ_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 /// How many recent checks each service shows.
 const RECENT_CHECKS: u32 = 20;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub generation: u64,
+    /// Whether the store takes writes: while it does not, nothing is decided.
+    pub store: StoreView,
     pub routes: Routes,
     pub services: Vec<ServiceStatus>,
     pub phones: Phones,
@@ -106,7 +110,17 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
     let mut services = Vec::new();
     for service in ServiceId::all() {
         let track = engine.service(service);
-        let recent = state.store.recent_checks(service, RECENT_CHECKS).await?;
+        // History is a nicety: while the store is away the live state still shows.
+        let recent = match state.store_health.fault() {
+            Some(_) => Vec::new(),
+            None => {
+                tokio::time::timeout(STORE_READ_WITHIN, state.store.recent_checks(service, RECENT_CHECKS))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_default()
+            }
+        };
         services.push(ServiceStatus {
             site: state.site_name(service.role).to_owned(),
             role: service.role.as_str(),
@@ -133,8 +147,30 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
         phones: convergence(&state, &generation),
         monitor_blind: engine.blind,
         demo: state.demo,
-        alerts: state.store.alert_counts().await?,
+        alerts: match state.store_health.fault() {
+            Some(_) => Default::default(),
+            None => tokio::time::timeout(STORE_READ_WITHIN, state.store.alert_counts())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default(),
+        },
+        store: StoreView::of(&state),
     }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct StoreView {
+    pub up: bool,
+    /// The database's own message for the latest refused write.
+    pub error: Option<String>,
+}
+
+impl StoreView {
+    fn of(state: &AppState) -> Self {
+        let error = state.store_health.fault();
+        Self { up: error.is_none(), error }
+    }
 }
 
 fn stale_before(state: &AppState) -> DateTime<Utc> {
@@ -334,10 +370,6 @@ pub async fn openapi() -> impl IntoResponse {
 }
 
 pub const OPENAPI: &str = include_str!("openapi.json");
-
-pub async fn healthz() -> &'static str {
-    "ok\n"
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,6 +9,7 @@ mod blocks;
 mod control;
 mod dashboard;
 mod error;
+pub mod health;
 pub mod listen;
 mod metrics;
 mod middleware;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
+    /// Whether the store takes writes (for `/healthz`, the dashboard and metrics).
+    pub store_health: Arc<health::StoreHealth>,
     /// Who may fetch phone files, and the sources blocked for scanning.
     pub access: Arc<prov::Access>,
     /// How often phones poll; a phone unseen for three of these is stale.
@@ -74,7 +77,8 @@ pub fn router(state: AppState, extra: Router) -> Router {
         .route("/api/provisioning/blocks", get(blocks::list))
         .route("/api/provisioning/blocks/{*source}", delete(blocks::lift))
         .route("/metrics", get(metrics::scrape))
-        .route("/healthz", get(api::healthz))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .fallback(prov::not_found)
         .with_state(state)
         .merge(extra);

@@ -69,6 +69,7 @@ pub struct Metrics {
     connections_open: Gauge,
     connections_refused: Counter,
     provisioning_blocks: Gauge,
+    store_up: Gauge,
 }
 
 /// Counts a connection as open until dropped.
@@ -119,6 +120,7 @@ impl Metrics {
             connections_open: Gauge::default(),
             connections_refused: Counter::default(),
             provisioning_blocks: Gauge::default(),
+            store_up: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -186,6 +188,11 @@ impl Metrics {
             "switchback_provisioning_blocks",
             "Source addresses blocked from phone files for scanning",
             m.provisioning_blocks.clone(),
+        );
+        registry.register(
+            "switchback_store_up",
+            "1 when the store takes writes; 0 while it refuses them and nothing is decided",
+            m.store_up.clone(),
         );
         Self { registry, ..m }
     }
@@ -276,9 +283,18 @@ pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
     let on_current = state.fetches.on_generation(generation.number());
     m.phones_on_current.set(i64::try_from(on_current).unwrap_or(i64::MAX));
     m.fetches_pending.set(i64::try_from(state.fetches.pending()).unwrap_or(i64::MAX));
+    m.store_up.set(i64::from(state.store_health.fault().is_none()));
     m.provisioning_blocks.set(i64::try_from(state.access.blocks_in_force()).unwrap_or(i64::MAX));
 
-    match state.store.alert_counts().await {
+    // The store may be the thing that is down: a scrape must still answer, promptly.
+    let counts = match state.store_health.fault() {
+        Some(reason) => Err(reason),
+        None => tokio::time::timeout(std::time::Duration::from_secs(1), state.store.alert_counts())
+            .await
+            .map_err(|_| "the store did not answer within 1 s".to_owned())
+            .and_then(|r| r.map_err(|e| e.to_string())),
+    };
+    match counts {
         Ok(counts) => {
             for (status, n) in
                 [("pending", counts.pending), ("delivered", counts.delivered), ("failed", counts.failed)]

@@ -25,12 +25,19 @@ pub enum StoreError {
     },
 
     /// A statement failed; `what` names it (`insert event`, `load route states`, ...).
-    #[error("store query failed: {what}")]
+    #[error("store query failed: {what}: {source}")]
     Query {
         what: &'static str,
         #[source]
         source: sqlx::Error,
     },
+
+    /// The SQLite file was deleted or replaced while switchback had it open: writes
+    /// would go to a file nobody will ever read again.
+    #[error(
+        "the store file {path} was deleted or replaced while running; restore it and restart switchback"
+    )]
+    Vanished { path: String },
 
     /// A stored row holds a value the code cannot read back (an unknown enum spelling,
     /// a time out of range, a missing row that every save writes).

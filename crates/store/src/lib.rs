@@ -12,6 +12,7 @@ mod sql;
 mod sqlite_file;
 mod tables;
 mod url;
+mod write;
 
 use std::fmt;
 use std::sync::Arc;
@@ -103,6 +104,10 @@ pub struct AlertCounts {
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
     fn backend(&self) -> Backend;
+
+    /// Whether the store answers and is still the one opened (a SQLite file deleted or
+    /// replaced while running fails here, and refuses every write).
+    async fn check(&self) -> Result<(), StoreError>;
 
     /// The state saved by the latest [`save_step`](Store::save_step); `None` on a fresh store.
     async fn load_state(&self) -> Result<Option<EngineState>, StoreError>;

@@ -20,6 +20,7 @@ use crate::error::StoreError;
 use crate::sqlite_file;
 use crate::tables::{checks, events, outbox, phones, state};
 use crate::url::{Backend, StoreUrl};
+use crate::write::WriteTx;
 use crate::{
     AlertCounts, AlertDelivery, Enqueue, FetchRecord, OutboxAlert, PhoneImport, PhonesRevision, Store,
     StoredEvent,
@@ -38,6 +39,9 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct SqlStore {
     pool: AnyPool,
     url: StoreUrl,
+    /// The SQLite file and its (device, inode) when opened: a file deleted or replaced
+    /// under a running switchback is noticed before the next write.
+    file: Option<(std::path::PathBuf, (u64, u64))>,
 }
 
 impl fmt::Debug for SqlStore {
@@ -71,7 +75,8 @@ impl SqlStore {
             .connect(&url.connect)
             .await
             .map_err(|err| connect_error(url.scrub(&err.to_string())))?;
-        let store = Self { pool, url };
+        let file = url.sqlite_file().and_then(|f| identity(&f.path).map(|id| (f.path, id)));
+        let store = Self { pool, url, file };
         if store.url.backend == Backend::Sqlite && !store.url.in_memory {
             store.use_wal().await?;
         }
@@ -103,12 +108,23 @@ impl SqlStore {
     /// A transaction for writes. SQLite's `BEGIN IMMEDIATE` takes the write lock up front,
     /// so a second writer waits (busy timeout) instead of failing with SQLITE_BUSY when
     /// its first read would have to be upgraded to a write.
-    async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        match self.url.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+    /// Fails when the SQLite file is no longer the one opened.
+    fn check_file(&self) -> Result<(), StoreError> {
+        match &self.file {
+            Some((path, opened)) if identity(path) != Some(*opened) => {
+                Err(StoreError::Vanished { path: path.display().to_string() })
+            }
+            _ => Ok(()),
         }
-        .map_err(StoreError::query("begin write transaction"))
+    }
+
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        self.check_file()?;
+        let begin = match self.url.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        WriteTx::begin(&self.pool, begin).await
     }
 
     /// A transaction that reads one consistent snapshot (SQLite in WAL mode takes one
@@ -122,6 +138,12 @@ impl SqlStore {
         }
         .map_err(StoreError::query("begin read transaction"))
     }
+}
+
+/// The (device, inode) of a file, if it exists.
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn pool_options(url: &StoreUrl) -> AnyPoolOptions {
@@ -157,6 +179,15 @@ impl Store for SqlStore {
         self.url.backend
     }
 
+    async fn check(&self) -> Result<(), StoreError> {
+        self.check_file()?;
+        sqlx::query_scalar::<_, i32>("SELECT 1")
+            .fetch_one(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::query("check the store"))
+    }
+
     async fn load_state(&self) -> Result<Option<EngineState>, StoreError> {
         let mut tx = self.begin_read().await?;
         let loaded = state::load(&mut tx).await?;
@@ -171,14 +202,17 @@ impl Store for SqlStore {
         events: &[Event],
         alerts: &[Enqueue],
     ) -> Result<Vec<i64>, StoreError> {
-        // Dropping `tx` on an early return rolls everything back.
         let mut tx = self.begin_write().await?;
-        state::save(&mut tx, next).await?;
-        checks::insert(&mut tx, checks).await?;
-        let ids = events::insert(&mut tx, events).await?;
-        outbox::enqueue(&mut tx, &ids, alerts, Utc::now()).await?;
-        tx.commit().await.map_err(StoreError::query("commit step"))?;
-        Ok(ids)
+        let conn = tx.conn();
+        let result = async {
+            state::save(conn, next).await?;
+            checks::insert(conn, checks).await?;
+            let ids = events::insert(conn, events).await?;
+            outbox::enqueue(conn, &ids, alerts, Utc::now()).await?;
+            Ok(ids)
+        }
+        .await;
+        tx.finish(result, "commit step").await
     }
 
     async fn due_alerts(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<OutboxAlert>, StoreError> {
@@ -208,9 +242,8 @@ impl Store for SqlStore {
 
     async fn import_phones(&self, list: &[Phone]) -> Result<PhoneImport, StoreError> {
         let mut tx = self.begin_write().await?;
-        let report = phones::upsert(&mut tx, list, Utc::now()).await?;
-        tx.commit().await.map_err(StoreError::query("commit phone import"))?;
-        Ok(report)
+        let result = phones::upsert(tx.conn(), list, Utc::now()).await;
+        tx.finish(result, "commit phone import").await
     }
 
     async fn phones(&self) -> Result<Vec<Phone>, StoreError> {
@@ -223,8 +256,8 @@ impl Store for SqlStore {
 
     async fn record_fetches(&self, fetches: &[PhoneFetch]) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        phones::record_fetches(&mut tx, fetches).await?;
-        tx.commit().await.map_err(StoreError::query("commit phone fetches"))
+        let result = phones::record_fetches(tx.conn(), fetches).await;
+        tx.finish(result, "commit phone fetches").await
     }
 
     async fn fetch_records(&self) -> Result<Vec<FetchRecord>, StoreError> {

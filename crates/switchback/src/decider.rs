@@ -9,6 +9,7 @@ use switchback_core::SiteNames;
 use switchback_core::{
     Action, CheckResult, Clock, EngineState, Event, EventKind, Route, RouteState, Rules, Step,
 };
+use switchback_server::health::StoreHealth;
 use switchback_server::{Control, ControlError, Metrics};
 use switchback_store::Store;
 use tokio::sync::{watch, Mutex, Notify};
@@ -23,6 +24,8 @@ pub struct Decider {
     webhooks: Vec<AlertConfig>,
     /// Wakes the alert sender when a step queued alerts.
     alert_wake: Arc<Notify>,
+    /// Told of every save that failed or went through.
+    store_health: Arc<StoreHealth>,
     /// Held across a step and its save, so rounds and operator actions never interleave.
     state: Mutex<EngineState>,
     published: watch::Sender<EngineState>,
@@ -44,8 +47,8 @@ impl Decider {
         clock: Arc<dyn Clock>,
         site_names: SiteNames,
         metrics: Arc<Metrics>,
-        webhooks: Vec<AlertConfig>,
-        alert_wake: Arc<Notify>,
+        (webhooks, alert_wake): (Vec<AlertConfig>, Arc<Notify>),
+        store_health: Arc<StoreHealth>,
     ) -> Result<Self, DecideError> {
         let state = match store.load_state().await? {
             Some(state) => state,
@@ -60,6 +63,7 @@ impl Decider {
             metrics,
             webhooks,
             alert_wake,
+            store_health,
             state: Mutex::new(state),
             published,
         })
@@ -75,7 +79,20 @@ impl Decider {
         self.metrics.observe_checks(&results);
         let mut state = self.state.lock().await;
         let step = state.step(&results, &self.rules, self.clock.now());
-        self.commit(&mut state, step, &results).await?;
+        // What the probes see is worth showing even when nothing can be decided: the
+        // services as checked, the routes as last persisted. Shown before the save
+        // while the store is known to be down (a save may then wait for its timeout),
+        // and after a save that failed. The next round decides again from the persisted
+        // state and fresh checks.
+        let mut live = state.clone();
+        live.services = step.next.services.clone();
+        if self.store_health.fault().is_some() {
+            self.published.send_replace(live.clone());
+        }
+        if let Err(err) = self.commit(&mut state, step, &results).await {
+            self.published.send_replace(live);
+            return Err(err);
+        }
         Ok(state.unsettled())
     }
 
@@ -106,7 +123,11 @@ impl Decider {
         checks: &[CheckResult],
     ) -> Result<(), DecideError> {
         let alerts = switchback_alerts::plan(state, step.next.generation, &step.events, &self.webhooks);
-        self.store.save_step_with_alerts(&step.next, checks, &step.events, &alerts).await?;
+        if let Err(err) = self.store.save_step_with_alerts(&step.next, checks, &step.events, &alerts).await {
+            self.store_health.failed(&err.to_string());
+            return Err(err.into());
+        }
+        self.store_health.ok();
         if !alerts.is_empty() {
             self.alert_wake.notify_one();
         }

@@ -18,6 +18,7 @@ use switchback_provisioning::fetch::FetchLog;
 use switchback_provisioning::{
     write_generation, ActiveSites, Generation, Generations, Phone, RenderSettings,
 };
+use switchback_server::health::StoreHealth;
 use switchback_server::prov::guard::BlockView;
 use switchback_server::prov::Access;
 use switchback_server::tls::{Tls, TlsFiles};
@@ -39,6 +40,8 @@ const CONVERGENCE_POLL: Duration = Duration::from_secs(2);
 const CONVERGED_SHARE: f64 = 0.95;
 /// How often old check history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often the store is checked between rounds.
+const STORE_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// How often the counts of expired digest nonces are forgotten.
 const NONCE_PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -53,6 +56,7 @@ pub struct Orchestrator {
     pub metrics: Arc<Metrics>,
     pub auth: Arc<Auth>,
     pub access: Arc<Access>,
+    pub store_health: Arc<StoreHealth>,
     /// The HTTPS listener's certificate (and phone CAs), when `server.tls_listen` is set.
     pub tls: Option<Arc<Tls>>,
     /// New scan blocks, recorded as events by [`Orchestrator::record_blocks`].
@@ -75,6 +79,7 @@ impl Orchestrator {
         let store = open_store(&config).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let names = config.site_names();
+        let store_health = Arc::new(StoreHealth::default());
         let metrics = Arc::new(Metrics::new(names.clone()));
         let rules = Rules::from(&config.monitor);
         let client = switchback_alerts::sender::client().context("cannot build the webhook HTTP client")?;
@@ -85,8 +90,8 @@ impl Orchestrator {
             clock.clone(),
             names,
             metrics.clone(),
-            config.alerts.clone(),
-            sender.waker(),
+            (config.alerts.clone(), sender.waker()),
+            store_health.clone(),
         )
         .await?;
         let secure_cookie = config.server.public_url.scheme() == "https";
@@ -117,6 +122,7 @@ impl Orchestrator {
             metrics,
             auth,
             access: Arc::new(access),
+            store_health,
             tls,
             new_blocks: std::sync::Mutex::new(Some(new_blocks)),
             demo: false,
@@ -137,6 +143,7 @@ impl Orchestrator {
             auth: self.auth.clone(),
             metrics: self.metrics.clone(),
             access: self.access.clone(),
+            store_health: self.store_health.clone(),
             poll_interval: self.config.phones.poll_interval,
             demo: self.demo,
         }
@@ -184,6 +191,7 @@ impl Orchestrator {
             tokio::spawn(this.clone().record_blocks(receiver, shutdown.clone()));
         }
         tokio::spawn(this.clone().prune_nonces(shutdown.clone()));
+        tokio::spawn(this.clone().check_store(shutdown.clone()));
         tokio::spawn(reload_on_hangup(this.tls.clone(), shutdown.clone()));
         let renderer = tokio::spawn(this.clone().follow_generations(shutdown.clone()));
         let flusher = tokio::spawn(this.clone().flush_fetches(shutdown.clone()));
@@ -279,6 +287,7 @@ impl Orchestrator {
             if !batch.is_empty() {
                 if let Err(err) = self.store.record_fetches(&batch).await {
                     tracing::warn!(error = %err, pending = batch.len(), "phone fetches not recorded yet");
+                    self.store_health.failed(&err.to_string());
                     self.fetches.requeue(batch);
                 }
             }
@@ -355,6 +364,22 @@ impl Orchestrator {
             };
             if let Err(err) = self.decider.note(event).await {
                 tracing::error!(error = %err, source = %block.source, "provisioning scan event not recorded");
+            }
+        }
+    }
+
+    /// Notices a store that stopped answering, or a SQLite file deleted or replaced
+    /// under it, between rounds (which may be minutes apart).
+    async fn check_store(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(STORE_CHECK_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            match self.store.check().await {
+                Ok(()) => self.store_health.check_passed(),
+                Err(err) => self.store_health.check_failed(&err.to_string()),
             }
         }
     }

@@ -1,0 +1,90 @@
+//! Whether switchback can do its whole job: the store taking writes. `/healthz` answers
+//! from it (503 with the reason while the store refuses writes), `/readyz` only asks
+//! whether phone files are being served, which they are while the store is down.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::watch;
+
+use crate::AppState;
+
+/// The store's latest verdict: `None` when the last write went through, else why not.
+#[derive(Debug)]
+pub struct StoreHealth {
+    fault: watch::Sender<Option<String>>,
+    /// The fault was found by the periodic check, not by a write: only the check (or a
+    /// write that goes through) clears it.
+    from_check: AtomicBool,
+}
+
+impl Default for StoreHealth {
+    fn default() -> Self {
+        Self { fault: watch::channel(None).0, from_check: AtomicBool::new(false) }
+    }
+}
+
+impl StoreHealth {
+    /// The periodic check failed (the store does not answer, or its file vanished).
+    pub fn check_failed(&self, reason: &str) {
+        self.failed(reason);
+        self.from_check.store(true, Ordering::Relaxed);
+    }
+
+    /// The periodic check passed: clears a fault only the check had found; a write that
+    /// failed stays a fault until a write goes through.
+    pub fn check_passed(&self) {
+        if self.from_check.load(Ordering::Relaxed) {
+            self.ok();
+        }
+    }
+
+    /// A write failed: logged once at error when the fault starts or its reason changes.
+    pub fn failed(&self, reason: &str) {
+        self.from_check.store(false, Ordering::Relaxed);
+        let changed = self.fault.send_if_modified(|fault| {
+            if fault.as_deref() == Some(reason) {
+                return false;
+            }
+            *fault = Some(reason.to_owned());
+            true
+        });
+        if changed {
+            tracing::error!(error = reason, "store refuses writes: nothing can be decided until it is back");
+        }
+    }
+
+    /// A write went through.
+    pub fn ok(&self) {
+        if self.fault.send_if_modified(|fault| fault.take().is_some()) {
+            tracing::info!("store takes writes again");
+        }
+    }
+
+    /// Why the store is refusing writes, if it is.
+    pub fn fault(&self) -> Option<String> {
+        self.fault.borrow().clone()
+    }
+}
+
+/// `GET /healthz`: 200 when switchback can do its whole job.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store_health.fault() {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(reason) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("store refuses writes: {reason}\n")).into_response()
+        }
+    }
+}
+
+/// `GET /readyz`: 200 while this instance serves a complete generation of phone files.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let generation = state.generations.current();
+    (
+        StatusCode::OK,
+        format!("ready: generation {} ({} phones)\n", generation.number(), generation.phone_count()),
+    )
+        .into_response()
+}
