@@ -8,6 +8,7 @@
 //! closed after [`Limits::idle_timeout`] without a request. axum's own `serve` has no
 //! header or idle timeout and no TLS, hence this loop over hyper's HTTP/1 connection.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -29,12 +30,16 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::metrics::Metrics;
+use crate::prov::guard::Source;
 use crate::tls::{ClientIdentity, Tls};
 
 /// How long connections may take to finish after shutdown starts.
 const DRAIN_WITHIN: Duration = Duration::from_secs(5);
 /// Pause after `accept` fails for lack of descriptors, so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Connections one source (an IPv4 address, an IPv6 /64) may hold open at once, so that
+/// one client cannot take every slot of `max_connections`. Phones open one per poll.
+pub const MAX_PER_SOURCE: usize = 256;
 /// Descriptors kept free for everything that is not a client connection: the probes,
 /// the store, webhooks, the render folder.
 pub const FD_RESERVE: u64 = 512;
@@ -92,6 +97,7 @@ pub async fn serve(
         limits,
         metrics,
         permits: Arc::new(Semaphore::new(limits.max_connections)),
+        per_source: Arc::new(std::sync::Mutex::new(HashMap::new())),
         tracker: TaskTracker::new(),
         shutdown: shutdown.clone(),
     });
@@ -115,6 +121,7 @@ struct Shared {
     limits: Limits,
     metrics: Arc<Metrics>,
     permits: Arc<Semaphore>,
+    per_source: Arc<std::sync::Mutex<HashMap<Source, usize>>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -138,6 +145,14 @@ impl Shared {
                     continue;
                 }
             };
+            let Some(slot) = SourceSlot::take(&self.per_source, Source::of(peer.ip())) else {
+                self.metrics.connection_refused();
+                warn_at_most_every_minute(&mut last_full_warning, || {
+                    tracing::warn!(source = %Source::of(peer.ip()), per_source = MAX_PER_SOURCE, "one source holds too many connections; new ones are closed");
+                });
+                drop(stream);
+                continue;
+            };
             let Ok(permit) = self.permits.clone().try_acquire_owned() else {
                 self.metrics.connection_refused();
                 warn_at_most_every_minute(&mut last_full_warning, || {
@@ -151,7 +166,10 @@ impl Shared {
             };
             let this = self.clone();
             let tls = tls.clone();
-            self.tracker.spawn(async move { this.connection(stream, peer, tls, permit).await });
+            self.tracker.spawn(async move {
+                let _slot = slot;
+                this.connection(stream, peer, tls, permit).await
+            });
         }
     }
 
@@ -230,6 +248,36 @@ impl Shared {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
                 }
+            }
+        }
+    }
+}
+
+/// One open connection of a source, counted until dropped.
+struct SourceSlot {
+    table: Arc<std::sync::Mutex<HashMap<Source, usize>>>,
+    source: Source,
+}
+
+impl SourceSlot {
+    fn take(table: &Arc<std::sync::Mutex<HashMap<Source, usize>>>, source: Source) -> Option<Self> {
+        let mut counts = table.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let open = counts.entry(source).or_default();
+        if *open >= MAX_PER_SOURCE {
+            return None;
+        }
+        *open += 1;
+        Some(Self { table: table.clone(), source })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut counts = self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(open) = counts.get_mut(&self.source) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                counts.remove(&self.source);
             }
         }
     }

@@ -32,7 +32,9 @@ struct FetchLabels {
 struct TransitionLabels {
     route: String,
     to: String,
-    actor: String,
+    /// `monitor` or `operator`: never the operator's name, which is free text and would
+    /// add a series per person.
+    by: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -239,8 +241,8 @@ impl Metrics {
                 continue;
             }
             let (Some(route), Some(to)) = (event.route, event.to) else { continue };
-            let labels =
-                TransitionLabels { route: route.to_string(), to: to.to_string(), actor: event.actor.clone() };
+            let by = if event.kind == EventKind::Operator { "operator" } else { "monitor" };
+            let labels = TransitionLabels { route: route.to_string(), to: to.to_string(), by };
             self.transitions.get_or_create(&labels).inc();
         }
     }

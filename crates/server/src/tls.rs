@@ -242,10 +242,16 @@ pub fn macs_in_certificate(cert: &CertificateDer<'_>) -> Vec<Mac> {
 /// exactly 12 hex digits once the separators are dropped. `SEP001565ABCDEF`,
 /// `00:15:65:ab:cd:ef` and `yealink-001565abcdef` each hold one.
 pub fn macs_in_text(text: &str) -> Vec<Mac> {
+    let twelve = |piece: &str| {
+        let digits: String = piece.chars().filter(char::is_ascii_hexdigit).collect();
+        (digits.len() == 12).then(|| Mac::parse(&digits).ok()).flatten()
+    };
     text.split(|c: char| !(c.is_ascii_hexdigit() || matches!(c, ':' | '-' | '.')))
-        .filter_map(|run| {
-            let digits: String = run.chars().filter(char::is_ascii_hexdigit).collect();
-            (digits.len() == 12).then(|| Mac::parse(&digits).ok()).flatten()
+        .flat_map(|run| match twelve(run) {
+            // `0015.65ab.cdef`, or a run of one MAC with `:`/`-`.
+            Some(mac) => vec![mac],
+            // `001565abcdef.cafe`: a dot ends a DNS label, not a MAC.
+            None => run.split('.').filter_map(twelve).collect(),
         })
         .collect()
 }
@@ -266,6 +272,8 @@ mod tests {
             ("SEP001565ABCDEF", &["001565abcdef"]),
             ("yealink-00-15-65-ab-cd-ef.phones.example", &["001565abcdef"]),
             ("0015.65ab.cdef", &["001565abcdef"]),
+            ("yealink-001565000002.example", &["001565000002"]),
+            ("SEP001565000002.cafe", &["001565000002"]),
             ("001565abcdef0", &[]),
             ("001565abcde", &[]),
             ("phone 001565abcdef and 001565000001", &["001565abcdef", "001565000001"]),

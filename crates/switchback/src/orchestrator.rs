@@ -40,6 +40,10 @@ const CONVERGENCE_POLL: Duration = Duration::from_secs(2);
 const CONVERGED_SHARE: f64 = 0.95;
 /// How often old check history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Scan blocks recorded (and alerted) one by one within [`SCAN_EVENTS_PER`]; more are
+/// summed up once a minute.
+const SCAN_EVENTS: usize = 10;
+const SCAN_EVENTS_PER: Duration = Duration::from_secs(600);
 /// How often the store is checked between rounds.
 const STORE_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// How often the counts of expired digest nonces are forgotten.
@@ -336,35 +340,74 @@ impl Orchestrator {
         }
     }
 
-    /// Records each new scan block as a `provisioning_scan` event, which alerts.
+    /// Records each new scan block as a `provisioning_scan` event, which alerts: the
+    /// first [`SCAN_EVENTS`] within [`SCAN_EVENTS_PER`] one by one, the rest as one
+    /// summary a minute, so that a botnet cannot page on-call once per address.
     async fn record_blocks(
         self: Arc<Self>,
         mut blocks: mpsc::Receiver<BlockView>,
         shutdown: CancellationToken,
     ) {
+        let mut recent: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
+        let mut held: Vec<BlockView> = Vec::new();
+        let mut summary = tokio::time::interval(Duration::from_secs(60));
         loop {
-            let block = tokio::select! {
-                block = blocks.recv() => match block { Some(block) => block, None => return },
+            tokio::select! {
+                block = blocks.recv() => {
+                    let Some(block) = block else { return };
+                    let now = Instant::now();
+                    while recent.front().is_some_and(|t| now.duration_since(*t) >= SCAN_EVENTS_PER) {
+                        recent.pop_front();
+                    }
+                    if recent.len() < SCAN_EVENTS {
+                        recent.push_back(now);
+                        self.record_block(&block).await;
+                    } else if held.len() < 100_000 {
+                        held.push(block);
+                    }
+                }
+                _ = summary.tick() => {
+                    if !held.is_empty() {
+                        self.record_summary(std::mem::take(&mut held)).await;
+                    }
+                }
                 () = shutdown.cancelled() => return,
-            };
-            let block_for = humantime::format_duration(self.config.provisioning.block_for);
-            let event = Event {
-                at: block.since,
-                kind: EventKind::ProvisioningScan,
-                route: None,
-                service: None,
-                from: None,
-                to: None,
-                active: None,
-                reason: format!(
-                    "{} bad phone-file requests within 10m; blocked for {block_for}",
-                    block.bad_requests
-                ),
-                actor: block.source.to_string(),
-            };
-            if let Err(err) = self.decider.note(event).await {
-                tracing::error!(error = %err, source = %block.source, "provisioning scan event not recorded");
             }
+        }
+    }
+
+    async fn record_block(&self, block: &BlockView) {
+        let block_for = humantime::format_duration(self.config.provisioning.block_for);
+        let reason =
+            format!("{} bad phone-file requests within 10m; blocked for {block_for}", block.bad_requests);
+        self.note_scan(block.since, block.source.to_string(), reason).await;
+    }
+
+    async fn record_summary(&self, held: Vec<BlockView>) {
+        let shown: Vec<String> = held.iter().take(10).map(|b| b.source.to_string()).collect();
+        let more = if held.len() > shown.len() { ", …" } else { "" };
+        let reason = format!(
+            "{} more sources blocked for bad phone-file requests in the last minute: {}{more}",
+            held.len(),
+            shown.join(", ")
+        );
+        self.note_scan(self.clock.now(), "many-sources".to_owned(), reason).await;
+    }
+
+    async fn note_scan(&self, at: chrono::DateTime<chrono::Utc>, actor: String, reason: String) {
+        let event = Event {
+            at,
+            kind: EventKind::ProvisioningScan,
+            route: None,
+            service: None,
+            from: None,
+            to: None,
+            active: None,
+            reason,
+            actor,
+        };
+        if let Err(err) = self.decider.note(event).await {
+            tracing::error!(error = %err, "provisioning scan event not recorded");
         }
     }
 

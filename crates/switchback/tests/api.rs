@@ -744,7 +744,7 @@ async fn metrics_are_prometheus_text_named_switchback() {
     assert!(value(r#"switchback_phone_fetches_total{vendor="yealink",status="200"}"#) >= 1.0);
     assert!(value(r#"switchback_phone_fetches_total{vendor="linksys",status="200"}"#) >= 1.0);
     assert!(value(r#"switchback_phone_fetches_total{vendor="yealink",status="404"}"#) >= 1.0);
-    assert_eq!(value(r#"switchback_transitions_total{route="sip",to="failed_over",actor="ops-bot"}"#), 1.0);
+    assert_eq!(value(r#"switchback_transitions_total{route="sip",to="failed_over",by="operator"}"#), 1.0);
 }
 
 // ---- dashboard login ---------------------------------------------------------------------

@@ -413,8 +413,9 @@ async fn sources_outside_allow_are_refused_and_not_counted() {
 
 /// A phone that keeps its digest session across a restart of switchback: its next
 /// request answers with a nonce the new process never made, gets `stale=true`, and
-/// answers the fresh challenge, without counting as a bad request (`scan_limit = 1`
-/// would block it at once).
+/// answers the fresh challenge, without counting as a bad request (`scan_limit = 2`:
+/// the very first challenge counts, then the phone authenticates and is trusted; after
+/// the restart nothing is trusted, so one more counted request would block it).
 #[tokio::test]
 async fn a_restart_makes_nonces_stale_not_bad() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -429,7 +430,7 @@ for _ in range(2):
     print(" ".join(str(h.status_code) for h in r.history + [r]), flush=True)
     sys.stdin.readline()
 "#;
-    let builder = offline().extra("[provisioning]\nauth = \"digest\"\nscan_limit = 1");
+    let builder = offline().extra("[provisioning]\nauth = \"digest\"\nscan_limit = 2");
     let mut running = Running::start(BINARY, &builder, &phones()).await.unwrap();
     let phone = running.phones[0].clone();
     let mut python = Command::new("python3")
@@ -503,4 +504,43 @@ async fn bad_tls_files_stop_the_start_and_name_the_key() {
         assert_eq!(status.code(), Some(2), "{what}: {}", process.log());
         assert!(process.log().contains(key), "{what}: the error does not name {key}:\n{}", process.log());
     }
+}
+
+/// A Yealink phone with V81+ firmware asks for two `.boot` files before its `.cfg` files
+/// on every poll: it must never block itself. And a scanner that only asks for MACs that
+/// exist is blocked exactly as fast as one that asks for MACs that do not, so the blocks
+/// say nothing about which MACs exist.
+#[tokio::test]
+async fn real_polls_never_block_and_blocks_tell_nothing_about_macs() {
+    const LIMIT: u32 = 4;
+    let builder = offline().extra(&format!("[provisioning]\nauth = \"digest\"\nscan_limit = {LIMIT}"));
+    let running = Running::start(BINARY, &builder, &phones()).await.unwrap();
+    let phone = running.phones[0].clone();
+    let credentials = format!("{}:prov-pass-0001", phone.mac);
+    for poll in 0..3 * LIMIT {
+        for boot in
+            [format!("/prov/yealink/{}.boot", phone.mac), "/prov/yealink/y000000000000.boot".to_owned()]
+        {
+            let (status, _) = curl(&["--interface", "127.0.0.11", &running.url(&boot)]).await;
+            assert_eq!(status, 404, "poll {poll}: {boot}");
+        }
+        for path in ["/prov/yealink/y000000000044.cfg".to_owned(), phone.path()] {
+            let (status, body) =
+                curl(&["--interface", "127.0.0.11", "--digest", "-u", &credentials, &running.url(&path)])
+                    .await;
+            assert_eq!(status, 200, "poll {poll}: {path}: {body}");
+        }
+    }
+    // Two scanners without credentials: one asks for known MACs only, one for unknown.
+    let known = client_from(Ipv4Addr::new(127, 0, 0, 12));
+    let unknown = client_from(Ipv4Addr::new(127, 0, 0, 13));
+    let mut answers = (Vec::new(), Vec::new());
+    for i in 0..LIMIT + 2 {
+        let known_path = running.phones[i as usize % 2].path();
+        answers.0.push(known.get(running.url(&known_path)).send().await.unwrap().status().as_u16());
+        let unknown_path = format!("/prov/yealink/001565{:06x}.cfg", 0xcc0000 + i);
+        answers.1.push(unknown.get(running.url(&unknown_path)).send().await.unwrap().status().as_u16());
+    }
+    assert_eq!(answers.0, answers.1, "known and unknown MACs answered alike, blocks included");
+    assert_eq!(answers.0.iter().position(|s| *s == 403), Some(LIMIT as usize), "{answers:?}");
 }

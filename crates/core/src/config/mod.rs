@@ -303,9 +303,22 @@ impl Config {
                 "must be at least 60s (phones count it in minutes)",
             ));
         }
+        if self.server.public_url.query().is_some() || self.server.public_url.fragment().is_some() {
+            return Err(ConfigError::invalid(
+                "server.public_url",
+                "must not have a query or fragment: phones append /prov/… to it",
+            ));
+        }
         for (i, alert) in self.alerts.iter().enumerate() {
             alert.validate(&format!("alerts[{i}]"))?;
+            if self.alerts[..i].iter().any(|a| a.name == alert.name) {
+                return Err(ConfigError::invalid(
+                    format!("alerts[{i}].name"),
+                    format!("`{}` names two webhooks; each needs its own name", alert.name),
+                ));
+            }
         }
+        self.validate_bounds()?;
         Ok(())
     }
 
@@ -372,6 +385,30 @@ impl Config {
         Ok(())
     }
 
+    /// Durations far beyond any sensible setting are typos, and would overflow the
+    /// arithmetic of the scheduler and the engine.
+    fn validate_bounds(&self) -> Result<(), ConfigError> {
+        const DAY: u64 = 24 * 3600;
+        let m = &self.monitor;
+        let limits = [
+            ("monitor.interval", m.interval, DAY),
+            ("monitor.timeout", m.timeout, 600),
+            ("monitor.recheck_interval", m.recheck_interval, DAY),
+            ("monitor.failover_after", m.failover_after, 30 * DAY),
+            ("monitor.failback_after", m.failback_after, 30 * DAY),
+            ("phones.poll_interval", self.phones.poll_interval, DAY),
+            ("provisioning.block_for", self.provisioning.block_for, 30 * DAY),
+            ("store.check_retention", self.store.check_retention, 10 * 365 * DAY),
+        ];
+        for (key, value, max) in limits {
+            if value > Duration::from_secs(max) {
+                let max = humantime::format_duration(Duration::from_secs(max));
+                return Err(ConfigError::invalid(key, format!("at most {max}")));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_monitor(&self) -> Result<(), ConfigError> {
         let m = &self.monitor;
         for (key, value) in [
@@ -425,6 +462,13 @@ impl SiteConfig {
     fn validate(&self, key: &str) -> Result<(), ConfigError> {
         if self.name.trim().is_empty() || self.name.chars().any(char::is_control) {
             return Err(ConfigError::invalid(format!("{key}.name"), "must be a non-empty name"));
+        }
+        // Site names are metric label values and appear in phone-file comments.
+        if self.name.contains(['"', '\\']) || self.name.chars().count() > 64 {
+            return Err(ConfigError::invalid(
+                format!("{key}.name"),
+                "at most 64 characters, without `\"` or `\\`",
+            ));
         }
         validate_host(&format!("{key}.softswitch.host"), &self.softswitch.host)?;
         validate_port(&format!("{key}.softswitch.port"), self.softswitch.port())?;
@@ -524,13 +568,27 @@ fn validate_store_url(key: &str, url: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// A URL with its password replaced by `***`, safe to log. Unparseable input is hidden whole.
+/// Query parameters that carry a password in database URLs (libpq, sqlx, MySQL).
+const SECRET_PARAMS: [&str; 4] = ["password", "sslpassword", "pass", "pwd"];
+
+/// A URL with its password (in the user part or a `?password=` parameter) replaced by
+/// `***`, safe to log. Unparseable input is hidden whole.
 pub fn redact_url(url: &str) -> String {
     match Url::parse(url) {
         Ok(mut parsed) => {
             if parsed.password().is_some() {
                 // Only fails for URLs that cannot have a password, which this one has.
                 let _ = parsed.set_password(Some("***"));
+            }
+            if parsed.query().is_some() {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let secret = SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s));
+                        (k.into_owned(), if secret { "***".to_owned() } else { v.into_owned() })
+                    })
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
             }
             parsed.to_string()
         }

@@ -33,6 +33,9 @@ const MAX_VALUE: usize = 1024;
 /// Nonces whose counts are remembered at once; beyond this the oldest are forgotten
 /// early (a phone then gets `stale=true` on its next reuse, never a wrong answer).
 const MAX_TRACKED: usize = 1_000_000;
+/// Live nonces remembered per phone: a phone needs one or two; someone holding one
+/// phone's password must not be able to fill the table for everyone.
+const PER_USER: usize = 8;
 
 const TAG_LEN: usize = 16;
 const NONCE_LEN: usize = 8 + 8 + TAG_LEN;
@@ -217,7 +220,14 @@ pub enum Verdict {
 /// Issues nonces and checks answers. One per process.
 pub struct DigestAuth {
     key: [u8; 32],
-    used: Mutex<HashMap<[u8; TAG_LEN], Used>>,
+    used: Mutex<Nonces>,
+}
+
+#[derive(Debug, Default)]
+struct Nonces {
+    used: HashMap<[u8; TAG_LEN], Used>,
+    /// Each user's remembered nonces, oldest first, at most [`PER_USER`].
+    by_user: HashMap<String, std::collections::VecDeque<[u8; TAG_LEN]>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -325,7 +335,7 @@ impl DigestAuth {
         let Ok(nc) = u32::from_str_radix(&c.nc, 16) else {
             return Verdict::Refused("bad nonce count");
         };
-        self.use_count(tag, issued_at, nc, now_unix)
+        self.use_count(&c.username, tag, issued_at, nc, now_unix)
     }
 
     fn open_nonce(&self, nonce: &str) -> Option<([u8; TAG_LEN], u64)> {
@@ -343,8 +353,9 @@ impl DigestAuth {
         Some((id, issued_at))
     }
 
-    fn use_count(&self, id: [u8; TAG_LEN], issued_at: u64, nc: u32, now_unix: u64) -> Verdict {
-        let mut used = self.used.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn use_count(&self, user: &str, id: [u8; TAG_LEN], issued_at: u64, nc: u32, now_unix: u64) -> Verdict {
+        let mut nonces = self.used.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Nonces { used, by_user } = &mut *nonces;
         if let Some(seen) = used.get_mut(&id) {
             if nc <= seen.last_nc {
                 return Verdict::Refused("nonce count already used (replay)");
@@ -361,15 +372,31 @@ impl DigestAuth {
                 return Verdict::Stale;
             }
         }
+        let mine = by_user.entry(user.to_owned()).or_default();
+        if mine.len() >= PER_USER {
+            // Forgotten early. Only this user's own nonces go, and only when it has
+            // authenticated PER_USER times within a nonce's life: whoever makes that
+            // happen holds its password already, so a replay of the forgotten nonce
+            // gains nothing.
+            if let Some(oldest) = mine.pop_front() {
+                used.remove(&oldest);
+            }
+        }
+        mine.push_back(id);
         used.insert(id, Used { last_nc: nc, issued_at });
         Verdict::Authenticated
     }
 
     /// Forgets the counts of expired nonces (called now and then, off the request path).
     pub fn prune(&self, now_unix: u64) {
-        let mut used = self.used.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut nonces = self.used.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Nonces { used, by_user } = &mut *nonces;
         let lifetime = NONCE_LIFETIME.as_secs();
         used.retain(|_, u| now_unix.saturating_sub(u.issued_at) < lifetime);
+        by_user.retain(|_, ids| {
+            ids.retain(|id| used.contains_key(id));
+            !ids.is_empty()
+        });
     }
 }
 

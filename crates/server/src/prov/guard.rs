@@ -3,7 +3,16 @@
 //! an hour of scanning in microseconds.
 //!
 //! A source is an IPv4 address or an IPv6 /64: one IPv6 host owns a whole /64, and
-//! counting its addresses one by one would let it rotate past any limit.
+//! counting its addresses one by one would let it rotate past any limit. When more
+//! sources than [`MAX_SOURCES`] are being counted at once (an attack from a botnet or a
+//! large IPv6 range), new ones are counted by their IPv4 /24 or IPv6 /48 instead, so
+//! filling the table never switches the guard off.
+//!
+//! A source that authenticated a phone-file request recently is trusted: its requests
+//! without credentials (the first half of every digest exchange) are not counted, and
+//! authenticating clears its count. For everyone else a request without credentials
+//! counts whether the MAC exists or not, so even the blocks tell a scanner nothing
+//! about which MACs exist.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -14,37 +23,49 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use ipnet::Ipv6Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
-/// Sources tracked at once; beyond this, sources with no recent strike are forgotten
-/// first, and a flood from more sources than this is no longer counted (and logged).
-const MAX_SOURCES: usize = 100_000;
+/// Sources counted one by one at once; beyond this, new ones are counted by network.
+pub const MAX_SOURCES: usize = 100_000;
+/// How often a full table is swept of sources with no recent strike.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Where bad requests come from: an IPv4 address or an IPv6 /64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Source {
-    V4(std::net::Ipv4Addr),
+    /// An address (/32), or a /24 once the table is full.
+    V4(Ipv4Net),
+    /// A /64, or a /48 once the table is full.
     V6(Ipv6Net),
 }
 
 impl Source {
     pub fn of(ip: IpAddr) -> Self {
         match ip.to_canonical() {
-            IpAddr::V4(v4) => Source::V4(v4),
-            IpAddr::V6(v6) => Source::V6(Ipv6Net::new(v6, 64).map_or_else(|_| single(v6), |n| n.trunc())),
+            IpAddr::V4(v4) => Source::V4(Ipv4Net::from(v4)),
+            IpAddr::V6(v6) => Source::V6(net6(v6, 64)),
+        }
+    }
+
+    /// The wider network this source is counted in when the table is full.
+    fn coarse(self) -> Self {
+        match self {
+            Source::V4(net) => Source::V4(Ipv4Net::new(net.addr(), 24).map_or(net, |n| n.trunc())),
+            Source::V6(net) => Source::V6(net6(net.addr(), 48)),
         }
     }
 }
 
-fn single(v6: Ipv6Addr) -> Ipv6Net {
-    Ipv6Net::from(v6)
+fn net6(v6: Ipv6Addr, prefix: u8) -> Ipv6Net {
+    Ipv6Net::new(v6, prefix).map_or_else(|_| Ipv6Net::from(v6), |n| n.trunc())
 }
 
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::V4(v4) => write!(f, "{v4}"),
+            Source::V4(net) if net.prefix_len() == 32 => write!(f, "{}", net.addr()),
+            Source::V4(net) => write!(f, "{net}"),
             Source::V6(net) => write!(f, "{net}"),
         }
     }
@@ -59,9 +80,10 @@ impl FromStr for Source {
         if let Ok(ip) = text.parse::<IpAddr>() {
             return Ok(Source::of(ip));
         }
-        match text.parse::<Ipv6Net>() {
-            Ok(net) if net.prefix_len() == 64 => Ok(Source::V6(net.trunc())),
-            _ => Err(format!("`{text}` is not an IPv4 address or an IPv6 /64")),
+        match text.parse::<ipnet::IpNet>() {
+            Ok(ipnet::IpNet::V6(net)) if matches!(net.prefix_len(), 48 | 64) => Ok(Source::V6(net.trunc())),
+            Ok(ipnet::IpNet::V4(net)) if matches!(net.prefix_len(), 24 | 32) => Ok(Source::V4(net.trunc())),
+            _ => Err(format!("`{text}` is not an IPv4 address or /24, or an IPv6 /64 or /48")),
         }
     }
 }
@@ -93,7 +115,10 @@ struct Inner {
     /// The times of each source's recent bad requests, oldest first, at most `limit`.
     strikes: HashMap<Source, VecDeque<Instant>>,
     blocks: HashMap<Source, Block>,
-    overflow_logged: bool,
+    /// Sources that authenticated a phone-file request, and when they last did.
+    trusted: HashMap<Source, Instant>,
+    last_sweep: Option<Instant>,
+    overflow_logged: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -121,15 +146,38 @@ impl ScanGuard {
             return false;
         }
         let mut inner = self.lock();
-        match inner.blocks.get(&source) {
-            Some(block) if block.ends > now => true,
-            Some(_) => {
-                inner.blocks.remove(&source);
-                self.blocks.store(inner.blocks.len(), Ordering::Relaxed);
-                false
+        let mut blocked = false;
+        for key in [source, source.coarse()] {
+            match inner.blocks.get(&key) {
+                Some(block) if block.ends > now => blocked = true,
+                Some(_) => {
+                    inner.blocks.remove(&key);
+                }
+                None => {}
             }
-            None => false,
         }
+        self.blocks.store(inner.blocks.len(), Ordering::Relaxed);
+        blocked
+    }
+
+    /// Whether `source` authenticated a phone-file request within the window.
+    pub fn is_trusted(&self, source: Source, now: Instant) -> bool {
+        self.lock().trusted.get(&source).is_some_and(|at| now.duration_since(*at) < self.window)
+    }
+
+    /// `source` authenticated a phone-file request: its count starts again, and its
+    /// requests without credentials are not counted for a while.
+    pub fn trust(&self, source: Source, now: Instant) {
+        let mut inner = self.lock();
+        inner.strikes.remove(&source);
+        if !inner.trusted.contains_key(&source) && inner.trusted.len() >= MAX_SOURCES {
+            let window = self.window;
+            inner.trusted.retain(|_, at| now.duration_since(*at) < window);
+            if inner.trusted.len() >= MAX_SOURCES {
+                return;
+            }
+        }
+        inner.trusted.insert(source, now);
     }
 
     /// Counts one bad request. Answers the new block when this one starts it.
@@ -138,19 +186,9 @@ impl ScanGuard {
         if inner.blocks.get(&source).is_some_and(|b| b.ends > now) {
             return None;
         }
-        if !inner.strikes.contains_key(&source) && inner.strikes.len() >= MAX_SOURCES {
-            let window = self.window;
-            inner.strikes.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < window));
-            if inner.strikes.len() >= MAX_SOURCES {
-                if !inner.overflow_logged {
-                    inner.overflow_logged = true;
-                    tracing::error!(
-                        sources = MAX_SOURCES,
-                        "too many scanning sources to count; new ones are not tracked"
-                    );
-                }
-                return None;
-            }
+        let source = self.key(&mut inner, source, now);
+        if inner.blocks.get(&source).is_some_and(|b| b.ends > now) {
+            return None;
         }
         let times = inner.strikes.entry(source).or_default();
         while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
@@ -167,6 +205,29 @@ impl ScanGuard {
         inner.blocks.insert(source, Block { view: view.clone(), ends: now + self.block_for });
         self.blocks.store(inner.blocks.len(), Ordering::Relaxed);
         Some(view)
+    }
+
+    /// The key to count `source` under: itself, or its network when the table is full.
+    fn key(&self, inner: &mut Inner, source: Source, now: Instant) -> Source {
+        if inner.strikes.contains_key(&source) || inner.strikes.len() < MAX_SOURCES {
+            return source;
+        }
+        if inner.last_sweep.is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY) {
+            inner.last_sweep = Some(now);
+            let window = self.window;
+            inner.strikes.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < window));
+            if inner.strikes.len() < MAX_SOURCES {
+                return source;
+            }
+        }
+        if inner.overflow_logged.is_none_or(|at| now.duration_since(at) >= self.window) {
+            inner.overflow_logged = Some(now);
+            tracing::error!(
+                sources = MAX_SOURCES,
+                "too many sources making bad phone-file requests: new ones are counted per /24 or /48"
+            );
+        }
+        source.coarse()
     }
 
     /// Lifts a block (an operator's call); its count starts again from zero.
@@ -251,6 +312,39 @@ mod tests {
     }
 
     #[test]
+    fn a_full_table_counts_new_sources_by_network_instead_of_not_at_all() {
+        let guard = ScanGuard::new(3, WINDOW, HOUR);
+        let t0 = Instant::now();
+        for i in 0..MAX_SOURCES as u32 {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            assert_eq!(guard.strike(Source::of(IpAddr::V4(ip)), t0, wall()), None);
+        }
+        // Three fresh addresses of one /24, each making one bad request: blocked as a /24.
+        let fresh = |last: u8| Source::of(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, last)));
+        assert_eq!(guard.strike(fresh(1), t0, wall()), None);
+        assert_eq!(guard.strike(fresh(2), t0, wall()), None);
+        let block = guard.strike(fresh(3), t0, wall());
+        assert_eq!(block.map(|b| b.source.to_string()), Some("192.0.2.0/24".to_owned()));
+        assert!(guard.is_blocked(fresh(77), t0));
+        assert!(!guard.is_blocked(source("10.0.0.1"), t0));
+    }
+
+    #[test]
+    fn a_source_that_authenticates_is_trusted_and_its_count_cleared() {
+        let guard = ScanGuard::new(3, WINDOW, HOUR);
+        let t0 = Instant::now();
+        let office = source("198.51.100.7");
+        guard.strike(office, t0, wall());
+        guard.strike(office, t0, wall());
+        assert!(!guard.is_trusted(office, t0));
+        guard.trust(office, t0);
+        assert!(guard.is_trusted(office, t0 + Duration::from_secs(1)));
+        assert_eq!(guard.strike(office, t0, wall()), None, "the count started again");
+        assert_eq!(guard.strike(office, t0, wall()), None);
+        assert!(!guard.is_trusted(office, t0 + WINDOW), "trust lasts a window");
+    }
+
+    #[test]
     fn ipv6_sources_are_counted_per_64() {
         let guard = ScanGuard::new(2, WINDOW, HOUR);
         let t0 = Instant::now();
@@ -263,7 +357,8 @@ mod tests {
         assert_eq!(source("2001:db8:1:2::77"), Source::of(a));
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(Source::of(mapped), source("192.0.2.1"));
-        assert!("2001:db8::/48".parse::<Source>().is_err());
+        assert!("2001:db8::/40".parse::<Source>().is_err());
+        assert_eq!(source("192.0.2.0/24").to_string(), "192.0.2.0/24");
         assert!("evil".parse::<Source>().is_err());
     }
 }

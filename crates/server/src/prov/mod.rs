@@ -60,13 +60,17 @@ pub async fn phone_file(
         return answer(StatusCode::FORBIDDEN);
     }
     let Some(name) = name else {
-        access.strike(&state, source);
+        // Files real phones ask for on every poll that switchback does not serve are
+        // not a scan (Yealink's `.boot` files, for one).
+        if !housekeeping(&vendor, &file) {
+            access.strike(&state, source);
+        }
         return answer(StatusCode::NOT_FOUND);
     };
     let generation = state.generations.current();
     let passed = match access.mode() {
         ProvisioningAuth::None => Ok(()),
-        ProvisioningAuth::Digest => digest_gate(&state, &generation, name, &method, &uri, &headers),
+        ProvisioningAuth::Digest => digest_gate(&state, source, name, &method, &uri, &headers),
         ProvisioningAuth::ClientCert => certificate_gate(name, &connection.client),
     };
     let generation_file = generation.get(name);
@@ -116,7 +120,7 @@ impl Refusal {
 
 fn digest_gate(
     state: &AppState,
-    generation: &Generation,
+    source: Source,
     name: FileName,
     method: &Method,
     uri: &Uri,
@@ -124,10 +128,13 @@ fn digest_gate(
 ) -> Result<(), Refusal> {
     let now = unix_now(state);
     let challenge = |stale: bool, counts: bool| Refusal::Challenge { stale, counts };
+    let generation = state.generations.current();
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        // The first request of every fetch: not bad for a phone that exists. The
-        // answer is the same either way; only the count differs.
-        return Err(challenge(false, generation.get(name).is_none()));
+        // The first request of every fetch. Counted, known MAC or not (so that even the
+        // blocks say nothing about which MACs exist), unless this source authenticated
+        // recently: a phone's challenge costs nothing once it has proved itself, and
+        // its next authentication clears the count anyway.
+        return Err(challenge(false, !state.access.guard.is_trusted(source, Instant::now())));
     };
     let credentials = match value.to_str().map_err(|_| "not text").and_then(Credentials::parse) {
         Ok(credentials) => credentials,
@@ -151,13 +158,29 @@ fn digest_gate(
         password.map(|p| p.expose_secret()),
         now,
     ) {
-        Verdict::Authenticated => Ok(()),
+        Verdict::Authenticated => {
+            state.access.guard.trust(source, Instant::now());
+            Ok(())
+        }
         Verdict::Stale => Err(challenge(true, false)),
         Verdict::Refused(why) => {
             tracing::debug!(why, "phone-file credentials refused");
             Err(challenge(false, true))
         }
     }
+}
+
+/// Names a phone asks for that switchback has no file for, and that say nothing about a
+/// scan: Yealink's `{mac}.boot` and `y000000000000.boot` (firmware V81 and later ask for
+/// them first on every poll), and its per-phone `-local.cfg`, `-contact.xml` and
+/// `-calllog.xml` uploads and downloads.
+fn housekeeping(vendor: &str, file: &str) -> bool {
+    vendor == "yealink"
+        && (file.len() <= 32
+            && (file.ends_with(".boot")
+                || file.ends_with("-local.cfg")
+                || file.ends_with("-contact.xml")
+                || file.ends_with("-calllog.xml")))
 }
 
 fn certificate_gate(name: FileName, client: &ClientIdentity) -> Result<(), Refusal> {
