@@ -253,3 +253,26 @@ fn tls_and_provisioning_mistakes_name_the_key() {
     assert_eq!(defaults.provisioning.auth, ProvisioningAuth::None);
     assert_eq!((defaults.provisioning.scan_limit, defaults.server.max_connections), (20, 10_000));
 }
+
+#[test]
+fn small_defects_are_refused_by_name() {
+    let twice = format!(
+        "{GOOD}\n[[alerts]]\nname = \"oncall\"\nurl = \"https://other.example.net/hook\"\nformat = \"slack\"\n"
+    );
+    assert!(error_of(&twice).contains("alerts[1].name"), "{}", error_of(&twice));
+    for url in ["http://prov.example.net:8080/?x=1", "http://prov.example.net:8080/#top"] {
+        let text = GOOD.replace("http://prov.example.net:8080", url);
+        assert!(error_of(&text).contains("server.public_url"), "{url}");
+    }
+    let huge = GOOD.replace("timeout = \"2s\"", "timeout = \"100years\"");
+    assert!(error_of(&huge).contains("monitor.timeout"), "{}", error_of(&huge));
+    let quote = GOOD.replace("name = \"chicago\"", "name = \"chi\\\"cago\"");
+    assert!(error_of(&quote).contains("sites[0].name"), "{}", error_of(&quote));
+}
+
+#[test]
+fn redact_url_hides_query_passwords_too() {
+    let redacted = redact_url("postgres://u@h/db?sslmode=require&password=hunter2&PWD=x");
+    assert!(!redacted.contains("hunter2") && !redacted.contains("PWD=x"), "{redacted}");
+    assert!(redacted.contains("sslmode=require"), "{redacted}");
+}
