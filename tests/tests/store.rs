@@ -49,6 +49,7 @@ on_both_backends!(
     prov_password_round_trips,
     import_without_prov_password_stores_null,
     fetches_fold_into_each_phones_latest,
+    a_large_fetch_batch_lands_whole,
 );
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -534,4 +535,27 @@ async fn fetches_fold_into_each_phones_latest(db: StoreDb) {
     assert_eq!((records[0].generation, records[0].at, records[0].fetches), (2, at(61, 0), 2));
     assert_eq!((records[1].generation, records[1].at, records[1].fetches), (2, at(65, 0), 4));
     assert_eq!(records[1].user_agent, "Yealink SIP-T46S 66.86.0.15");
+}
+
+/// A flush of a busy minute: more phones than one statement holds, all recorded, twice.
+async fn a_large_fetch_batch_lands_whole(db: StoreDb) {
+    use switchback_provisioning::fetch::PhoneFetch;
+    use switchback_provisioning::{Mac, Vendor};
+    let store = open(&db).await;
+    let batch: Vec<PhoneFetch> = (0..1234u32)
+        .map(|i| PhoneFetch {
+            mac: Mac::new([0, 0x15, 0x65, 0, (i >> 8) as u8, i as u8]),
+            vendor: if i % 2 == 0 { Vendor::Yealink } else { Vendor::Linksys },
+            at: at(i64::from(i), 0),
+            generation: 3,
+            source: "10.0.0.7".parse().unwrap(),
+            user_agent: format!("phone {i}"),
+            count: 1,
+        })
+        .collect();
+    store.record_fetches(&batch).await.unwrap();
+    store.record_fetches(&batch).await.unwrap();
+    let records = store.fetch_records().await.unwrap();
+    assert_eq!(records.len(), 1234);
+    assert!(records.iter().all(|r| r.fetches == 2 && r.generation == 3), "{:?}", records.first());
 }
