@@ -62,8 +62,12 @@ impl AppState {
 
 /// Every route, plus `extra` ones (the demo's), behind the common middleware.
 pub fn router(state: AppState, extra: Router) -> Router {
-    let routes = Router::new()
+    // Phone files take their state behind one Arc: one reference count per request,
+    // not one per field of the state.
+    let phone_files = Router::new()
         .route("/prov/{vendor}/{file}", get(prov::phone_file))
+        .with_state(Arc::new(state.clone()));
+    let routes = Router::new()
         .route("/", get(dashboard::page))
         .route("/assets/{file}", get(dashboard::asset))
         .route("/login", post(operator::login))
@@ -81,6 +85,7 @@ pub fn router(state: AppState, extra: Router) -> Router {
         .route("/readyz", get(health::readyz))
         .fallback(prov::not_found)
         .with_state(state)
+        .merge(phone_files)
         .merge(extra);
     middleware::stack(routes)
 }

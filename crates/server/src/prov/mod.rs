@@ -15,10 +15,11 @@ pub mod guard;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Path, State};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use secrecy::ExposeSecret;
 use switchback_core::config::ProvisioningAuth;
 use switchback_provisioning::fetch::PhoneFetch;
@@ -32,19 +33,22 @@ use crate::AppState;
 use digest::{Credentials, Verdict};
 use guard::Source;
 
-pub async fn phone_file(
-    State(state): State<AppState>,
-    Path((vendor, file)): Path<(String, String)>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    connection: Option<Extension<Connection>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let connection = connection.map_or_else(Connection::plain, |Extension(c)| c);
+/// The request is taken whole and read in place: the extractors for path, headers, URI
+/// and method each copy what they extract, on the path every phone takes.
+pub async fn phone_file(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let (vendor, file) =
+        request.uri().path().strip_prefix("/prov/").and_then(|rest| rest.split_once('/')).unwrap_or(("", ""));
+    let (method, uri, headers) = (request.method(), request.uri(), request.headers());
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+    let plain_connection = Connection::plain();
+    let connection = request.extensions().get::<Connection>().unwrap_or(&plain_connection);
+    let state = &*state;
     let source = Source::of(peer.ip());
     let access = &state.access;
-    let name = FileName::parse(&vendor, &file);
+    let name = FileName::parse(vendor, file);
     let vendor_label = name.map_or("unknown", |n| n.vendor().as_str());
     let answer = |status: StatusCode| {
         state.metrics.fetched(vendor_label, status.as_u16());
@@ -62,36 +66,36 @@ pub async fn phone_file(
     let Some(name) = name else {
         // Files real phones ask for on every poll that switchback does not serve are
         // not a scan (Yealink's `.boot` files, for one).
-        if !housekeeping(&vendor, &file) {
-            access.strike(&state, source);
+        if !housekeeping(vendor, file) {
+            access.strike(state, source);
         }
         return answer(StatusCode::NOT_FOUND);
     };
     let generation = state.generations.current();
     let passed = match access.mode() {
         ProvisioningAuth::None => Ok(()),
-        ProvisioningAuth::Digest => digest_gate(&state, source, name, &method, &uri, &headers),
+        ProvisioningAuth::Digest => digest_gate(state, source, name, method, uri, headers),
         ProvisioningAuth::ClientCert => certificate_gate(name, &connection.client),
     };
     let generation_file = generation.get(name);
     match (passed, generation_file) {
         (Ok(()), Some(found)) => {
             if let Some(mac) = name.mac() {
-                record_fetch(&state, &generation, name, mac, peer, &headers);
+                record_fetch(state, &generation, name, mac, peer, headers);
             }
-            serve(&state, name, found, &headers)
+            serve(state, name, found, headers)
         }
         (Ok(()), None) => {
             // Only possible with `none`, or for a phone that proved who it is.
-            access.strike(&state, source);
+            access.strike(state, source);
             answer(StatusCode::NOT_FOUND)
         }
         (Err(refusal), _) => {
             if refusal.counts() {
-                access.strike(&state, source);
+                access.strike(state, source);
             }
             let response = match refusal {
-                Refusal::Challenge { stale, .. } => access.challenge_response(unix_now(&state), stale),
+                Refusal::Challenge { stale, .. } => access.challenge_response(unix_now(state), stale),
                 Refusal::Forbidden => plain(StatusCode::FORBIDDEN),
             };
             state.metrics.fetched(vendor_label, response.status().as_u16());
