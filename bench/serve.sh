@@ -210,7 +210,8 @@ stop_switchback() {
 }
 start_switchback "$work/switchback.toml"
 nginx -c "$work/nginx.conf" &
-pids+=($!)
+nginx_pid=$!
+pids+=("$nginx_pid")
 
 wait_for() { # url [curl options]
   local url=$1
@@ -273,7 +274,20 @@ if has_mode c || has_mode d; then
   wrk_resumption nginx "$NGINX_TLS_PORT"
 fi
 
-declare -A rate p50 p99 cpu
+declare -A rate p50 p99 cpu_per others
+# CPU time in clock ticks: the whole machine busy, and one process with its children's
+# threads (nginx: the master and its workers).
+machine_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+proc_ticks() { # pid...
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+server_pids() { # name
+  if [[ $1 == switchback ]]; then echo "$sb_pid"; else echo "$nginx_pid" $(pgrep -P "$nginx_pid"); fi
+}
 # One wrk run; its numbers land in rate/p50/p99[mode,name].
 load() { # mode name url script [VAR=value...]
   local mode=$1 name=$2 url=$3 script=$4 out=$work/wrk-$1-$2.txt perf_pid=
@@ -286,16 +300,32 @@ load() { # mode name url script [VAR=value...]
     (sleep 2 && perf record -q -g -p "$sb_pid" -o "$work/perf-$mode.data" -- sleep "$length" >/dev/null 2>&1) &
     perf_pid=$!
   fi
-  env "$@" PHONES="$PHONES" /usr/bin/time -f "wrk CPU: %U s user, %S s system" -o "$work/time-$mode-$name.txt" \
+  local pids_of_server busy0 server0 busy1 server1
+  pids_of_server=$(server_pids "$name")
+  busy0=$(machine_busy) server0=$(proc_ticks $pids_of_server)
+  env "$@" PHONES="$PHONES" /usr/bin/time -f "%U %S" -o "$work/time-$mode-$name.txt" \
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" "$url" > "$out"
-  grep -E "Requests/sec|Transfer/sec|50%|99%|Non-2xx|errors|requests in" "$out" || true
-  cat "$work/time-$mode-$name.txt"
+  busy1=$(machine_busy) server1=$(proc_ticks $pids_of_server)
+  grep -E "Requests/sec|Transfer/sec|50%|99%|Non-2xx|errors|requests in" "$out" | grep -v '^RESULT' || true
   local result
   result=$(grep '^RESULT' "$out")
   echo "${result#RESULT }"
   local -A r
   for kv in ${result#RESULT }; do r[${kv%%=*}]=${kv#*=}; done
   rate[$mode,$name]=$(awk -v n="${r[fetches]}" -v us="${r[duration_us]}" 'BEGIN {printf "%.0f", n / (us / 1e6)}')
+  # Where the CPU went: the server, wrk, and everything else (the machine is shared).
+  local hz cpu_line
+  hz=$(getconf CLK_TCK)
+  cpu_line=$(awk -v b="$((busy1 - busy0))" -v s="$((server1 - server0))" -v hz="$hz" -v n="${r[fetches]}" \
+    -v us="${r[duration_us]}" -v cores="$(nproc)" -v w="$(cat "$work/time-$mode-$name.txt")" 'BEGIN {
+      split(w, t, " "); wrk = t[1] + t[2]; server = s / hz; other = b / hz - server - wrk; if (other < 0) other = 0
+      printf "%.0f %.1f|CPU: %s %.1f s, wrk %.1f s, everything else %.1f s, of %.1f s (%d cores); %s CPU per %s: %.0f us",
+        server / n * 1e6, other, "'"$name"'", server, wrk, other, cores * us / 1e6, cores, "'"$name"'",
+        ("'"$mode"'" == "d" ? "fetch" : "request"), server / n * 1e6 }')
+  echo "${cpu_line#*|}"
+  cpu_line=${cpu_line%%|*}
+  cpu_per[$mode,$name]=${cpu_line% *}
+  others[$mode,$name]=${cpu_line#* }
   p50[$mode,$name]=$(awk -v us="${r[p50_us]}" 'BEGIN {printf "%.2f", us / 1000}')
   p99[$mode,$name]=$(awk -v us="${r[p99_us]}" 'BEGIN {printf "%.2f", us / 1000}')
   if ((${r[non_2xx]:-0} + ${r[got_other]:-0} + ${r[refused_answers]:-0} + ${r[connect_errors]:-0})); then
@@ -304,7 +334,11 @@ load() { # mode name url script [VAR=value...]
   [[ $name == switchback ]] && echo "switchback RSS after this run: $(rss)"
   if [[ -n $perf_pid ]]; then
     wait "$perf_pid" || true
-    perf report --no-children --stdio -i "$work/perf-$mode.data" 2>/dev/null | grep -v '^$' | head -60 > "$work/perf-$mode.txt" || true
+    { # CPU per thread (the fetch flush runs on the SQLite worker), then by function.
+      perf report --no-children --stdio -g none --sort comm -i "$work/perf-$mode.data" 2>/dev/null | grep -v '^#' | grep -v '^$'
+      perf report --no-children --stdio -g none --sort comm,dso,sym -i "$work/perf-$mode.data" 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | cut -c1-160 | head -50
+    } > "$work/perf-$mode.txt" || true
   fi
   return 0
 }
@@ -337,12 +371,12 @@ if has_mode d; then
   echo "switchback refused $refused digest answers during (d)"
 fi
 
-label() {
+label() { # mode [unit]
   case $1 in
-    a) echo "(a) HTTP keep-alive, req/s" ;;
-    b) echo "(b) HTTP new conn/request, req/s" ;;
-    c) echo "(c) HTTPS new conn/req, resumed, req/s" ;;
-    d) echo "(d) HTTPS + auth, 2 req/fetch, fetches/s" ;;
+    a) echo "(a) HTTP keep-alive${2:+, req/s}" ;;
+    b) echo "(b) HTTP new conn/request${2:+, req/s}" ;;
+    c) echo "(c) HTTPS new conn/req, resumed${2:+, req/s}" ;;
+    d) echo "(d) HTTPS + auth, 2 req/fetch${2:+, fetches/s}" ;;
   esac
 }
 echo
@@ -351,7 +385,7 @@ printf '%-42s %11s %9s %6s %9s %9s %9s %9s\n' mode switchback nginx ratio "sb p5
 for mode in a b c d; do
   has_mode "$mode" || continue
   sb=${rate[$mode,switchback]} ng=${rate[$mode,nginx]}
-  printf '%-42s %11s %9s %6s %9s %9s %9s %9s\n' "$(label "$mode")" "$sb" "$ng" \
+  printf '%-42s %11s %9s %6s %9s %9s %9s %9s\n' "$(label "$mode" unit)" "$sb" "$ng" \
     "$(awk -v a="$sb" -v b="$ng" 'BEGIN {printf "%.2f", b ? a / b : 0}')" \
     "${p50[$mode,switchback]}ms" "${p99[$mode,switchback]}ms" "${p50[$mode,nginx]}ms" "${p99[$mode,nginx]}ms"
 done
@@ -359,15 +393,36 @@ echo "Latency is wrk's, per request: from writing the request to the whole respo
 echo "(b)-(d) it leaves out the TCP connect and TLS handshake wrk does before writing; in (d)"
 echo "it mixes the 401 and the 200 of each fetch. (d) for nginx is HTTPS + auth_basic (one"
 echo "htpasswd file per phone), the closest nginx equivalent of digest: same two requests."
-if has_mode d; then
-  for name in switchback nginx; do
-    printf '(d) %s: mean time per fetch over its connection (connections / fetches/s, connect and\n    handshake included): %s ms\n' \
-      "$name" "$(awk -v c="$CONNECTIONS" -v r="${rate[d,$name]}" 'BEGIN {printf "%.2f", r ? c / r * 1000 : 0}')"
-  done
+echo "In (c) and (d) wrk's OpenSSL client needs more CPU per connection than either server (the"
+echo "CPU: lines above), so their rates are bounded by the client; the CPU table below compares"
+echo "what each server spends per request."
+echo
+echo "Server CPU per request ((d): per fetch, both requests), from /proc; and the CPU that"
+echo "everything else took during the run (other processes, interrupts: the machine is shared)."
+printf '%-42s %11s %9s %6s %16s\n' "mode, CPU per request" "switchback" nginx ratio "else sb/ngx"
+for mode in a b c d; do
+  has_mode "$mode" || continue
+  sb=${cpu_per[$mode,switchback]} ng=${cpu_per[$mode,nginx]}
+  printf '%-42s %9sus %7sus %6s %16s%s\n' "$(label "$mode")" "$sb" "$ng" \
+    "$(awk -v a="$sb" -v b="$ng" 'BEGIN {printf "%.2f", b ? a / b : 0}')" "${others[$mode,switchback]}s/${others[$mode,nginx]}s" \
+    "$(awk -v a="${others[$mode,switchback]}" -v b="${others[$mode,nginx]}" -v cap="$(($(nproc) * $(seconds "$DURATION")))" \
+      'BEGIN {if (a > cap / 5 || b > cap / 5) printf "  noisy"}')"
+done | tee "$work/cpu-table.txt"
+if grep -q noisy "$work/cpu-table.txt"; then
+  echo "(noisy: something else took more than a fifth of the machine during that mode's runs)"
 fi
+echo
+echo "Mean time per request ((d): per fetch) with its connection, TCP connect and TLS handshake"
+echo "included (connections / rate, the load being closed-loop):"
+for mode in b c d; do
+  has_mode "$mode" || continue
+  printf '%-42s %9s ms %9s ms\n' "$(label "$mode")" \
+    "$(awk -v c="$CONNECTIONS" -v r="${rate[$mode,switchback]}" 'BEGIN {printf "%.2f", r ? c / r * 1000 : 0}')" \
+    "$(awk -v c="$CONNECTIONS" -v r="${rate[$mode,nginx]}" 'BEGIN {printf "%.2f", r ? c / r * 1000 : 0}')"
+done
 for mode in $PROFILE; do
   [[ -s $work/perf-$mode.txt ]] || continue
   echo
-  echo "== perf: switchback under ($mode), perf report --no-children (first 60 lines)"
+  echo "== perf: switchback under ($mode): perf record -g, perf report --no-children (by thread, then top functions)"
   cat "$work/perf-$mode.txt"
 done
