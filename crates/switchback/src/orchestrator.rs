@@ -414,29 +414,21 @@ impl Orchestrator {
     /// Notices a store that stopped answering, or a SQLite file deleted or replaced
     /// under it, between rounds (which may be minutes apart).
     async fn check_store(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(STORE_CHECK_EVERY);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = shutdown.cancelled() => return,
-            }
+        every(STORE_CHECK_EVERY, shutdown, || async {
             match self.store.check().await {
                 Ok(()) => self.store_health.check_passed(),
                 Err(err) => self.store_health.check_failed(&err.to_string()),
             }
-        }
+        })
+        .await;
     }
 
     async fn prune_nonces(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(NONCE_PRUNE_EVERY);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = shutdown.cancelled() => return,
-            }
+        every(NONCE_PRUNE_EVERY, shutdown, || async {
             let now = u64::try_from(self.clock.now().timestamp()).unwrap_or(0);
             self.access.digest.prune(now);
-        }
+        })
+        .await;
     }
 
     async fn prune_history(self: Arc<Self>, shutdown: CancellationToken) {
@@ -490,6 +482,22 @@ async fn write_dir(dir: std::path::PathBuf, generation: &Arc<Generation>) {
         Err(err) => {
             tracing::error!(generation = number, dir = %shown, error = %err, "render dir writer crashed")
         }
+    }
+}
+
+/// Runs `tick` every `period` (the first at once) until `shutdown`.
+async fn every<F, Fut>(period: Duration, shutdown: CancellationToken, mut tick: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut interval = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        tick().await;
     }
 }
 
