@@ -544,3 +544,56 @@ async fn real_polls_never_block_and_blocks_tell_nothing_about_macs() {
     assert_eq!(answers.0, answers.1, "known and unknown MACs answered alike, blocks included");
     assert_eq!(answers.0.iter().position(|s| *s == 403), Some(LIMIT as usize), "{answers:?}");
 }
+
+/// `SIGHUP` re-reads the certificate and key; a broken pair keeps the old ones in use.
+#[tokio::test]
+async fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old() {
+    let (old, new) = (Pki::make("0015651234a1", "0015651234a2"), Pki::make("0015651234a1", "0015651234a2"));
+    let live = tempfile::tempdir().unwrap();
+    let (cert, key) = (live.path().join("cert.pem"), live.path().join("key.pem"));
+    let install = |pki: &Pki| {
+        std::fs::copy(pki.path("server.pem"), &cert).unwrap();
+        std::fs::copy(pki.path("server.key"), &key).unwrap();
+    };
+    install(&old);
+    let tls_port = free_port(Ipv4Addr::LOCALHOST).unwrap();
+    let builder = offline()
+        .server_line(&format!("tls_listen = \"127.0.0.1:{tls_port}\""))
+        .server_line(&format!("tls_cert = \"{}\"", cert.display()))
+        .server_line(&format!("tls_key = \"{}\"", key.display()));
+    let running = Running::start(BINARY, &builder, &[]).await.unwrap();
+    let url = format!("https://127.0.0.1:{tls_port}/healthz");
+    let trusted_by = |pki: &Pki| {
+        let (ca, url) = (pki.path("server-ca.pem"), url.clone());
+        async move { curl(&["--cacert", &ca, &url]).await.0 }
+    };
+    let hangup = || {
+        let pid = running.process.pid().unwrap();
+        assert!(std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    assert_eq!(trusted_by(&old).await, 200);
+    assert_eq!(trusted_by(&new).await, 0, "the new CA does not know the old certificate");
+
+    // A certificate without its key: refused, the old pair stays.
+    std::fs::copy(new.path("server.pem"), &cert).unwrap();
+    hangup();
+    until("the reload to be refused", Duration::from_secs(10), || async {
+        running.process.log().contains("tls certificate not reloaded").then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(trusted_by(&old).await, 200, "the old certificate is still served");
+
+    install(&new);
+    hangup();
+    until("the new certificate served", Duration::from_secs(10), || async {
+        (trusted_by(&new).await == 200).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(trusted_by(&old).await, 0);
+}
