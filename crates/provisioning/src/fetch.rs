@@ -77,7 +77,11 @@ impl FetchLog {
 
     /// The fetches recorded since the last call: one record per phone.
     pub fn take_pending(&self) -> Vec<PhoneFetch> {
-        std::mem::take(&mut self.lock().pending).into_values().collect()
+        let mut inner = self.lock();
+        // The next batch is about as large as this one: keep its room, so the request
+        // path does not regrow the map after every flush.
+        let room = inner.pending.len();
+        std::mem::replace(&mut inner.pending, HashMap::with_capacity(room)).into_values().collect()
     }
 
     /// Puts back a batch the store refused, folded with the fetches recorded since.
