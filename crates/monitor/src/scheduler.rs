@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::probe::{self, Outcome, ProbeSettings};
+use tracing::Instrument;
 
 /// Something that can check one service; the real one speaks SIP, STUN and SQL.
 pub trait Prober: Send + Sync + 'static {
@@ -39,7 +40,12 @@ impl ConfigProber {
 impl Prober for ConfigProber {
     fn probe(&self, service: ServiceId) -> BoxFuture<'static, Outcome> {
         let (config, settings) = (self.config.clone(), self.settings.clone());
-        Box::pin(async move { probe::check(&config, service, &settings).await })
+        let span = tracing::info_span!(
+            "probe",
+            site = %config.site_name(service.role),
+            service = service.kind.as_str()
+        );
+        Box::pin(async move { probe::check(&config, service, &settings).await }.instrument(span))
     }
 }
 
@@ -109,14 +115,15 @@ pub async fn run<F, Fut>(
     F: FnMut(Vec<CheckResult>) -> Fut,
     Fut: Future<Output = bool>,
 {
-    loop {
+    for number in 1u64.. {
         let started = Instant::now();
+        let span = tracing::info_span!("round", round = number);
         let results = tokio::select! {
-            results = round(&prober, &clock, cadence.bound) => results,
+            results = round(&prober, &clock, cadence.bound).instrument(span.clone()) => results,
             () = shutdown.cancelled() => return,
         };
         // Not cancellable: a round's decision is persisted whole or not started.
-        let unsettled = on_round(results).await;
+        let unsettled = on_round(results).instrument(span).await;
         tokio::select! {
             () = tokio::time::sleep_until(started + cadence.delay(unsettled)) => {}
             () = shutdown.cancelled() => return,

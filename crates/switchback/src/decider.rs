@@ -13,6 +13,7 @@ use switchback_server::health::StoreHealth;
 use switchback_server::{Control, ControlError, Metrics};
 use switchback_store::Store;
 use tokio::sync::{watch, Mutex, Notify};
+use tracing::Instrument;
 
 #[derive(Debug)]
 pub struct Decider {
@@ -89,7 +90,8 @@ impl Decider {
         if self.store_health.fault().is_some() {
             self.published.send_replace(live.clone());
         }
-        if let Err(err) = self.commit(&mut state, step, &results).await {
+        let span = tracing::info_span!("decide", generation = state.generation);
+        if let Err(err) = self.commit(&mut state, step, &results).instrument(span).await {
             self.published.send_replace(live);
             return Err(err);
         }
