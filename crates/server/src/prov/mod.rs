@@ -43,8 +43,11 @@ pub async fn phone_file(State(state): State<Arc<AppState>>, request: Request) ->
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
-    let plain_connection = Connection::plain();
-    let connection = request.extensions().get::<Connection>().unwrap_or(&plain_connection);
+    // Requests served by this crate's listeners always carry it; a router driven
+    // in-process has none and counts as plain HTTP without a certificate.
+    let connection = request.extensions().get::<Connection>();
+    let tls = connection.is_some_and(|c| c.tls);
+    let client = connection.map_or(&NO_CLIENT, |c| &*c.client);
     let state = &*state;
     let source = Source::of(peer.ip());
     let access = &state.access;
@@ -60,7 +63,7 @@ pub async fn phone_file(State(state): State<Arc<AppState>>, request: Request) ->
     if access.guard.is_blocked(source, Instant::now()) {
         return answer(StatusCode::FORBIDDEN);
     }
-    if access.https_only() && !connection.tls {
+    if access.https_only() && !tls {
         return answer(StatusCode::FORBIDDEN);
     }
     let Some(name) = name else {
@@ -74,8 +77,8 @@ pub async fn phone_file(State(state): State<Arc<AppState>>, request: Request) ->
     let generation = state.generations.current();
     let passed = match access.mode() {
         ProvisioningAuth::None => Ok(()),
-        ProvisioningAuth::Digest => digest_gate(state, source, name, method, uri, headers),
-        ProvisioningAuth::ClientCert => certificate_gate(name, &connection.client),
+        ProvisioningAuth::Digest => digest_gate(state, &generation, source, name, method, uri, headers),
+        ProvisioningAuth::ClientCert => certificate_gate(name, client),
     };
     let generation_file = generation.get(name);
     match (passed, generation_file) {
@@ -104,6 +107,8 @@ pub async fn phone_file(State(state): State<Arc<AppState>>, request: Request) ->
     }
 }
 
+const NO_CLIENT: ClientIdentity = ClientIdentity::None;
+
 /// Why a request was not served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
@@ -124,6 +129,7 @@ impl Refusal {
 
 fn digest_gate(
     state: &AppState,
+    generation: &Generation,
     source: Source,
     name: FileName,
     method: &Method,
@@ -132,7 +138,6 @@ fn digest_gate(
 ) -> Result<(), Refusal> {
     let now = unix_now(state);
     let challenge = |stale: bool, counts: bool| Refusal::Challenge { stale, counts };
-    let generation = state.generations.current();
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         // The first request of every fetch. Counted, known MAC or not (so that even the
         // blocks say nothing about which MACs exist), unless this source authenticated
