@@ -15,8 +15,8 @@
 //! oldest of those failures is a minute old; otherwise a limited guesser would still learn
 //! which guess was right.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, Ipv6Addr};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,8 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::prov::guard::Source;
+use crate::window::SlidingCounts;
 
 pub const SESSION_COOKIE: &str = "sb_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -158,13 +160,13 @@ impl Auth {
         // in before the first of them is counted.
         let mut failures = self.failures();
         let now = Instant::now();
-        if failures.limited(limit_key(source), now) {
+        if failures.limited(source, now) {
             tracing::debug!(source = %source, "bearer attempt refused: source limited");
             return Err(ApiError::TooManyRequests);
         }
         if found.is_none() {
             tracing::warn!(source = %source, "bearer token refused");
-            if failures.record(limit_key(source), now) {
+            if failures.record(source, now) {
                 tracing::warn!(source = %source, "source limited for a minute: too many failed attempts");
             }
         }
@@ -187,14 +189,14 @@ impl Auth {
         {
             let mut failures = self.failures();
             let now = Instant::now();
-            if failures.limited(limit_key(source), now) {
+            if failures.limited(source, now) {
                 // Said once at warn when the limit starts; a flood of refusals is not news.
                 tracing::debug!(source = %source, "login refused: source limited");
                 return Err(ApiError::TooManyRequests);
             }
             if !right {
                 tracing::warn!(source = %source, "login failed");
-                if failures.record(limit_key(source), now) {
+                if failures.record(source, now) {
                     tracing::warn!(source = %source, "source limited for a minute: too many failed attempts");
                 }
                 return Err(ApiError::Unauthorized("wrong admin token".into()));
@@ -258,100 +260,34 @@ fn actor_of(headers: &HeaderMap) -> String {
     actor.filter(|a| !a.is_empty()).unwrap_or_else(|| "api".to_owned())
 }
 
-/// Whom a failure is counted against: an IPv4 address, or an IPv6 address's /64 (one host
-/// usually holds a whole /64, so counting single addresses would limit nothing).
-fn limit_key(source: IpAddr) -> IpAddr {
-    match source {
-        IpAddr::V4(_) => source,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let [a, b, c, d, ..] = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
-            }
-        },
-    }
-}
-
-/// Failed attempts per source within a sliding window.
-///
-/// Hand-written rather than governor's keyed limiter: governor cannot tell whether a key
-/// is limited without spending a cell, but here every attempt must first ask whether its
-/// source is limited while only failures may spend (a right token must not use up the
-/// allowance). Time is passed in, so tests cover minutes without sleeping.
-///
-/// Memory is bounded: a source keeps at most `limit` instants; sources whose failures
-/// have all left the window are pruned once per window, and when the table is full (at
-/// most once a second); a full table of live sources gives up one of them for a new one.
+/// Failed attempts per source (an IPv4 address, an IPv6 /64) within a sliding window.
+/// A full table of live sources gives up one of them for a new one.
 #[derive(Debug)]
-pub(crate) struct Failures {
-    limit: usize,
-    window: Duration,
-    max_sources: usize,
-    by_source: HashMap<IpAddr, VecDeque<Instant>>,
-    pruned_at: Option<Instant>,
-}
-
-/// How often a full table may be swept for expired sources.
-const PRUNE_WHEN_FULL_EVERY: Duration = Duration::from_secs(1);
+pub(crate) struct Failures(SlidingCounts<Source>);
 
 impl Failures {
     pub(crate) fn new(limit: usize, window: Duration, max_sources: usize) -> Self {
-        Self {
-            limit: limit.max(1),
-            window,
-            max_sources: max_sources.max(1),
-            by_source: HashMap::new(),
-            pruned_at: None,
-        }
+        Self(SlidingCounts::new(limit, window, max_sources))
     }
 
     /// Whether `source` made `limit` failures within the window before `now`.
     pub(crate) fn limited(&self, source: IpAddr, now: Instant) -> bool {
-        self.by_source.get(&source).is_some_and(|times| self.live(times, now) >= self.limit)
+        self.0.count(Source::of(source), now) >= self.0.limit()
     }
 
     /// Counts a failure of `source` at `now`; answers whether that limits it.
     pub(crate) fn record(&mut self, source: IpAddr, now: Instant) -> bool {
-        if self.pruned_at.is_none_or(|at| now.saturating_duration_since(at) >= self.window) {
-            self.prune(now);
+        let key = Source::of(source);
+        if !self.0.has_room(key, now) {
+            self.0.evict_any();
         }
-        if !self.by_source.contains_key(&source) && self.by_source.len() >= self.max_sources {
-            if self.pruned_at.is_none_or(|at| now.saturating_duration_since(at) >= PRUNE_WHEN_FULL_EVERY) {
-                self.prune(now);
-            }
-            if self.by_source.len() >= self.max_sources {
-                // Any one: which is unknowable to a client (the map's hasher is keyed at random).
-                if let Some(evicted) = self.by_source.keys().next().copied() {
-                    self.by_source.remove(&evicted);
-                }
-            }
-        }
-        let (limit, window) = (self.limit, self.window);
-        let times = self.by_source.entry(source).or_default();
-        times.retain(|at| now.saturating_duration_since(*at) < window);
-        while times.len() >= limit {
-            times.pop_front();
-        }
-        times.push_back(now);
-        times.len() >= limit
+        self.0.record(key, now) >= self.0.limit()
     }
 
     /// How many sources are remembered.
     #[cfg(test)]
     fn sources(&self) -> usize {
-        self.by_source.len()
-    }
-
-    fn live(&self, times: &VecDeque<Instant>, now: Instant) -> usize {
-        times.iter().filter(|at| now.saturating_duration_since(**at) < self.window).count()
-    }
-
-    fn prune(&mut self, now: Instant) {
-        let window = self.window;
-        self.by_source
-            .retain(|_, times| times.back().is_some_and(|at| now.saturating_duration_since(*at) < window));
-        self.pruned_at = Some(now);
+        self.0.keys()
     }
 }
 
@@ -467,7 +403,7 @@ mod tests {
         for _ in 0..1000 {
             failures.record(ip(200), t0);
         }
-        assert!(failures.by_source.values().all(|times| times.len() <= 5));
+        assert!(failures.0.longest() <= 5);
         // A minute later the old sources are gone at the next record.
         failures.record(ip(201), t0 + Duration::from_secs(61));
         assert_eq!(failures.sources(), 1);
@@ -478,11 +414,10 @@ mod tests {
         let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(limit_key(a), limit_key(b));
-        assert_ne!(limit_key(a), limit_key(c));
+        assert_eq!(Source::of(a), Source::of(b));
+        assert_ne!(Source::of(a), Source::of(c));
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
-        assert_eq!(limit_key(mapped), ip(1));
-        assert_eq!(limit_key(ip(1)), ip(1));
+        assert_eq!(Source::of(mapped), Source::of(ip(1)));
     }
 
     // ---- tokens ----

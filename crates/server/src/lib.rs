@@ -16,6 +16,7 @@ mod middleware;
 mod operator;
 pub mod prov;
 pub mod tls;
+mod window;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -14,7 +14,7 @@
 //! counts whether the MAC exists or not, so even the blocks tell a scanner nothing
 //! about which MACs exist.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
@@ -26,10 +26,10 @@ use chrono::{DateTime, Utc};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
+use crate::window::SlidingCounts;
+
 /// Sources counted one by one at once; beyond this, new ones are counted by network.
 pub const MAX_SOURCES: usize = 100_000;
-/// How often a full table is swept of sources with no recent strike.
-const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Where bad requests come from: an IPv4 address or an IPv6 /64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -110,20 +110,18 @@ struct Block {
     ends: Instant,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
-    /// The times of each source's recent bad requests, oldest first, at most `limit`.
-    strikes: HashMap<Source, VecDeque<Instant>>,
+    /// Each source's recent bad requests.
+    strikes: SlidingCounts<Source>,
     blocks: HashMap<Source, Block>,
     /// Sources that authenticated a phone-file request, and when they last did.
     trusted: HashMap<Source, Instant>,
-    last_sweep: Option<Instant>,
     overflow_logged: Option<Instant>,
 }
 
 #[derive(Debug)]
 pub struct ScanGuard {
-    limit: u32,
     window: Duration,
     block_for: Duration,
     inner: Mutex<Inner>,
@@ -133,7 +131,13 @@ pub struct ScanGuard {
 
 impl ScanGuard {
     pub fn new(limit: u32, window: Duration, block_for: Duration) -> Self {
-        Self { limit: limit.max(1), window, block_for, inner: Mutex::default(), blocks: AtomicUsize::new(0) }
+        let inner = Inner {
+            strikes: SlidingCounts::new(limit as usize, window, MAX_SOURCES),
+            blocks: HashMap::new(),
+            trusted: HashMap::new(),
+            overflow_logged: None,
+        };
+        Self { window, block_for, inner: Mutex::new(inner), blocks: AtomicUsize::new(0) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -169,7 +173,7 @@ impl ScanGuard {
     /// requests without credentials are not counted for a while.
     pub fn trust(&self, source: Source, now: Instant) {
         let mut inner = self.lock();
-        inner.strikes.remove(&source);
+        inner.strikes.forget(source);
         if !inner.trusted.contains_key(&source) && inner.trusted.len() >= MAX_SOURCES {
             let window = self.window;
             inner.trusted.retain(|_, at| now.duration_since(*at) < window);
@@ -190,16 +194,12 @@ impl ScanGuard {
         if inner.blocks.get(&source).is_some_and(|b| b.ends > now) {
             return None;
         }
-        let times = inner.strikes.entry(source).or_default();
-        while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
-            times.pop_front();
-        }
-        times.push_back(now);
-        if times.len() < self.limit as usize {
+        let counted = inner.strikes.record(source, now);
+        if counted < inner.strikes.limit() {
             return None;
         }
-        let bad_requests = u32::try_from(times.len()).unwrap_or(u32::MAX);
-        inner.strikes.remove(&source);
+        let bad_requests = u32::try_from(counted).unwrap_or(u32::MAX);
+        inner.strikes.forget(source);
         let until = wall + chrono::Duration::from_std(self.block_for).unwrap_or(chrono::TimeDelta::MAX);
         let view = BlockView { source, since: wall, until, bad_requests };
         inner.blocks.insert(source, Block { view: view.clone(), ends: now + self.block_for });
@@ -209,16 +209,8 @@ impl ScanGuard {
 
     /// The key to count `source` under: itself, or its network when the table is full.
     fn key(&self, inner: &mut Inner, source: Source, now: Instant) -> Source {
-        if inner.strikes.contains_key(&source) || inner.strikes.len() < MAX_SOURCES {
+        if inner.strikes.has_room(source, now) {
             return source;
-        }
-        if inner.last_sweep.is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY) {
-            inner.last_sweep = Some(now);
-            let window = self.window;
-            inner.strikes.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < window));
-            if inner.strikes.len() < MAX_SOURCES {
-                return source;
-            }
         }
         if inner.overflow_logged.is_none_or(|at| now.duration_since(at) >= self.window) {
             inner.overflow_logged = Some(now);
@@ -233,7 +225,7 @@ impl ScanGuard {
     /// Lifts a block (an operator's call); its count starts again from zero.
     pub fn lift(&self, source: Source) -> Option<BlockView> {
         let mut inner = self.lock();
-        inner.strikes.remove(&source);
+        inner.strikes.forget(source);
         let lifted = inner.blocks.remove(&source).map(|b| b.view);
         self.blocks.store(inner.blocks.len(), Ordering::Relaxed);
         lifted
