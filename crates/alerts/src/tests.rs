@@ -164,17 +164,13 @@ fn every_transition_alerts_people() {
 }
 
 fn scan(source: &str) -> Event {
-    Event {
-        kind: EventKind::ProvisioningScan,
-        route: None,
-        service: None,
-        from: None,
-        to: None,
-        active: None,
-        reason: "20 bad phone-file requests within 10m; blocked for 1h".to_owned(),
-        actor: source.to_owned(),
-        ..transition(Route::Sip, RouteState::Primary, RouteState::Primary, Role::Primary)
-    }
+    let at = transition(Route::Sip, RouteState::Primary, RouteState::Primary, Role::Primary).at;
+    Event::note(
+        at,
+        EventKind::ProvisioningScan,
+        source,
+        "20 bad phone-file requests within 10m; blocked for 1h",
+    )
 }
 
 fn slack_text(message: &AlertMessage) -> String {

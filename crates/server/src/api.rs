@@ -19,8 +19,6 @@ use switchback_provisioning::{Mac, Vendor};
 use crate::error::ApiError;
 use crate::AppState;
 
-/// How long `/api/status` waits for the store's history before answering without it.
-const STORE_READ_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 /// How many recent checks each service shows.
 const RECENT_CHECKS: u32 = 20;
 
@@ -111,16 +109,11 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
     for service in ServiceId::all() {
         let track = engine.service(service);
         // History is a nicety: while the store is away the live state still shows.
-        let recent = match state.store_health.fault() {
-            Some(_) => Vec::new(),
-            None => {
-                tokio::time::timeout(STORE_READ_WITHIN, state.store.recent_checks(service, RECENT_CHECKS))
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .unwrap_or_default()
-            }
-        };
+        let recent = state
+            .store_health
+            .read(state.store.recent_checks(service, RECENT_CHECKS))
+            .await
+            .unwrap_or_default();
         services.push(ServiceStatus {
             site: state.site_name(service.role).to_owned(),
             role: service.role.as_str(),
@@ -147,14 +140,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
         phones: convergence(&state, &generation),
         monitor_blind: engine.blind,
         demo: state.demo,
-        alerts: match state.store_health.fault() {
-            Some(_) => Default::default(),
-            None => tokio::time::timeout(STORE_READ_WITHIN, state.store.alert_counts())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default(),
-        },
+        alerts: state.store_health.read(state.store.alert_counts()).await.unwrap_or_default(),
         store: StoreView::of(&state),
     }))
 }

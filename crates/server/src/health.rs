@@ -11,6 +11,9 @@ use tokio::sync::watch;
 
 use crate::AppState;
 
+/// How long a read for `/api/status` or `/metrics` waits on the store.
+const STORE_READ_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The store's latest verdict: `None` when the last write went through, else why not.
 #[derive(Debug)]
 pub struct StoreHealth {
@@ -66,6 +69,22 @@ impl StoreHealth {
     /// Why the store is refusing writes, if it is.
     pub fn fault(&self) -> Option<String> {
         self.fault.borrow().clone()
+    }
+
+    /// A read for the status page or the metrics, which must answer promptly even when
+    /// the store is the thing that is down: skipped while it refuses writes, given up
+    /// after [`STORE_READ_WITHIN`]. The error says which.
+    pub async fn read<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, switchback_store::StoreError>>,
+    ) -> Result<T, String> {
+        if let Some(reason) = self.fault() {
+            return Err(reason);
+        }
+        match tokio::time::timeout(STORE_READ_WITHIN, read).await {
+            Ok(result) => result.map_err(|err| err.to_string()),
+            Err(_) => Err(format!("the store did not answer within {STORE_READ_WITHIN:?}")),
+        }
     }
 }
 

@@ -145,24 +145,29 @@ impl Shared {
                     continue;
                 }
             };
-            let Some(slot) = SourceSlot::take(&self.per_source, Source::of(peer.ip())) else {
-                self.metrics.connection_refused();
-                warn_at_most_every_minute(&mut last_full_warning, || {
-                    tracing::warn!(source = %Source::of(peer.ip()), per_source = MAX_PER_SOURCE, "one source holds too many connections; new ones are closed");
-                });
-                drop(stream);
-                continue;
+            let source = Source::of(peer.ip());
+            let admitted = match SourceSlot::take(&self.per_source, source) {
+                None => Err("one source holds too many connections; new ones are closed"),
+                Some(slot) => match self.permits.clone().try_acquire_owned() {
+                    Ok(permit) => Ok((slot, permit)),
+                    Err(_) => Err("connection limit reached; new connections are closed"),
+                },
             };
-            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-                self.metrics.connection_refused();
-                warn_at_most_every_minute(&mut last_full_warning, || {
-                    tracing::warn!(
-                        max_connections = self.limits.max_connections,
-                        "connection limit reached; new connections are closed"
-                    );
-                });
-                drop(stream);
-                continue;
+            let (slot, permit) = match admitted {
+                Ok(admitted) => admitted,
+                Err(why) => {
+                    self.metrics.connection_refused();
+                    warn_at_most_every_minute(&mut last_full_warning, || {
+                        tracing::warn!(
+                            source = %source,
+                            max_connections = self.limits.max_connections,
+                            per_source = MAX_PER_SOURCE,
+                            "{why}"
+                        );
+                    });
+                    drop(stream);
+                    continue;
+                }
             };
             let this = self.clone();
             let tls = tls.clone();

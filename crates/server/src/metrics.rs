@@ -288,15 +288,7 @@ pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
     m.store_up.set(i64::from(state.store_health.fault().is_none()));
     m.provisioning_blocks.set(i64::try_from(state.access.blocks_in_force()).unwrap_or(i64::MAX));
 
-    // The store may be the thing that is down: a scrape must still answer, promptly.
-    let counts = match state.store_health.fault() {
-        Some(reason) => Err(reason),
-        None => tokio::time::timeout(std::time::Duration::from_secs(1), state.store.alert_counts())
-            .await
-            .map_err(|_| "the store did not answer within 1 s".to_owned())
-            .and_then(|r| r.map_err(|e| e.to_string())),
-    };
-    match counts {
+    match state.store_health.read(state.store.alert_counts()).await {
         Ok(counts) => {
             for (status, n) in
                 [("pending", counts.pending), ("delivered", counts.delivered), ("failed", counts.failed)]

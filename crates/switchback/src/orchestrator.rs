@@ -320,20 +320,16 @@ impl Orchestrator {
             }
             announced = number;
             let sites = current.sites();
-            let event = Event {
-                at: self.clock.now(),
-                kind: EventKind::Converged,
-                route: None,
-                service: None,
-                from: None,
-                to: None,
-                active: None,
-                reason: format!(
-                    "{fetched} of {total} phones fetched generation {number} (sip on {}, stun on {})",
-                    sites.sip.site, sites.stun.site
-                ),
-                actor: switchback_core::engine::MONITOR_ACTOR.to_owned(),
-            };
+            let reason = format!(
+                "{fetched} of {total} phones fetched generation {number} (sip on {}, stun on {})",
+                sites.sip.site, sites.stun.site
+            );
+            let event = Event::note(
+                self.clock.now(),
+                EventKind::Converged,
+                switchback_core::engine::MONITOR_ACTOR,
+                reason,
+            );
             if let Err(err) = self.decider.note(event).await {
                 tracing::warn!(error = %err, generation = number, "convergence not recorded");
             }
@@ -395,17 +391,7 @@ impl Orchestrator {
     }
 
     async fn note_scan(&self, at: chrono::DateTime<chrono::Utc>, actor: String, reason: String) {
-        let event = Event {
-            at,
-            kind: EventKind::ProvisioningScan,
-            route: None,
-            service: None,
-            from: None,
-            to: None,
-            active: None,
-            reason,
-            actor,
-        };
+        let event = Event::note(at, EventKind::ProvisioningScan, actor, reason);
         if let Err(err) = self.decider.note(event).await {
             tracing::error!(error = %err, "provisioning scan event not recorded");
         }

@@ -207,6 +207,28 @@ pub struct Event {
     pub actor: String,
 }
 
+impl Event {
+    /// An event about no route or service (convergence, a scan block).
+    pub fn note(
+        at: DateTime<Utc>,
+        kind: EventKind,
+        actor: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            at,
+            kind,
+            route: None,
+            service: None,
+            from: None,
+            to: None,
+            active: None,
+            reason: reason.into(),
+            actor: actor.into(),
+        }
+    }
+}
+
 /// The actor recorded on events the rules cause.
 pub const MONITOR_ACTOR: &str = "monitor";
 

@@ -51,7 +51,7 @@ impl Access {
     }
 
     pub fn blocks_in_force(&self) -> usize {
-        self.guard.blocks(Instant::now()).len()
+        self.guard.in_force(Instant::now())
     }
 
     /// Counts a bad phone-file request; a new block is logged and announced.

@@ -231,11 +231,22 @@ impl ScanGuard {
         lifted
     }
 
+    /// How many blocks are in force at `now`.
+    pub fn in_force(&self, now: Instant) -> usize {
+        let mut inner = self.lock();
+        self.expire(&mut inner, now);
+        inner.blocks.len()
+    }
+
+    fn expire(&self, inner: &mut Inner, now: Instant) {
+        inner.blocks.retain(|_, b| b.ends > now);
+        self.blocks.store(inner.blocks.len(), Ordering::Relaxed);
+    }
+
     /// Blocks in force at `now`, oldest first.
     pub fn blocks(&self, now: Instant) -> Vec<BlockView> {
         let mut inner = self.lock();
-        inner.blocks.retain(|_, b| b.ends > now);
-        self.blocks.store(inner.blocks.len(), Ordering::Relaxed);
+        self.expire(&mut inner, now);
         let mut views: Vec<BlockView> = inner.blocks.values().map(|b| b.view.clone()).collect();
         views.sort_by_key(|v| (v.since, v.source));
         views
