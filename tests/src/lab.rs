@@ -185,7 +185,7 @@ pub fn sample_phones() -> Vec<TestPhone> {
     phones
 }
 
-/// The phones as a CSV file with the header of SPEC.md, MACs in the common spellings;
+/// The phones as a CSV file with the documented header, MACs in the common spellings;
 /// with the `prov_password` column when any phone has one.
 pub fn phones_csv(phones: &[TestPhone]) -> String {
     let prov = phones.iter().any(|p| p.prov_password.is_some());

@@ -22,7 +22,7 @@ pub enum AlertKind {
     /// A backup service is back: closes its incident only.
     BackupRecovered,
     FailbackReady,
-    /// Any other route transition (failing, recovering, back to failed_over): SPEC.md
+    /// Any other route transition (failing, recovering, back to failed_over): the README
     /// alerts every transition; people see these, PagerDuty's incidents do not change.
     StateChange,
     Operator,

@@ -1,7 +1,6 @@
-//! The read API: `/api/status` (the JSON of SPEC.md, plus convergence and recent
-//! checks), `/api/events`, `/api/phones`, `/api/alerts`, `/api/openapi.json`, and
-//! `/healthz`. Status, the description and liveness hold no phone data and are open;
-//! events, phones and alerts need [`Auth::authorize_read`](crate::auth::Auth::authorize_read).
+//! The read API: `/api/status` (routes, services, phones, convergence and recent
+//! checks), `/api/events`, `/api/phones`, `/api/alerts` and `/api/openapi.json`.
+//! Status and the description hold no phone data and are open; events, phones and alerts need [`Auth::authorize_read`](crate::auth::Auth::authorize_read).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

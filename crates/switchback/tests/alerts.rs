@@ -5,7 +5,7 @@
 //! failback. Signatures are checked by the Standard Webhooks reference library
 //! (`standardwebhooks` from PyPI, see `.ci/install-python-deps`), not by our own code.
 //!
-//! Contract (SPEC.md, Alerts): written to a durable outbox, retried with backoff until a
+//! Contract (README, Alerts): written to a durable outbox, retried with backoff until a
 //! 2xx (a 4xx other than 408/429 is final), never lost across restarts, never sent twice
 //! for one event, and a page refused three times still arrives within a minute.
 

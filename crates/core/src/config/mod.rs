@@ -1,4 +1,4 @@
-//! The config file: one typed struct, defaults from SPEC.md, validated at load.
+//! The config file: one typed struct, defaults as the README lists them, validated at load.
 //!
 //! Every error names the key that is wrong (`monitor.interval`, `sites[1].role`, …).
 //! Secrets (admin token, database URLs, webhook secrets) live in [`SecretString`],
@@ -66,7 +66,7 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     pub url: SecretString,
-    /// How long check history is kept (an extension to SPEC.md).
+    /// How long check history is kept (an extension).
     #[serde(with = "humantime_serde")]
     pub check_retention: Duration,
 }
