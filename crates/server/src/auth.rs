@@ -302,7 +302,15 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
 
 /// A name fit for the event history: printable, at most 64 characters.
 fn clean_name(name: &str) -> String {
-    name.chars().filter(|c| !c.is_control()).take(64).collect::<String>().trim().to_owned()
+    clean_text(name, 64)
+}
+
+/// Free text from a client fit for the event history, logs and the dashboard: no control
+/// characters, no bidirectional overrides (which make a line read other than it is),
+/// at most `max` characters, trimmed.
+pub(crate) fn clean_text(text: &str, max: usize) -> String {
+    let bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    text.chars().filter(|c| !c.is_control() && !bidi(*c)).take(max).collect::<String>().trim().to_owned()
 }
 
 fn random_hex() -> String {

@@ -183,7 +183,7 @@ impl Metrics {
         );
         registry.register(
             "switchback_http_connections_refused",
-            "Connections closed at once because server.max_connections were open",
+            "Connections closed at once: server.max_connections were open, or their source held 256",
             m.connections_refused.clone(),
         );
         registry.register(

@@ -16,6 +16,9 @@ use crate::control::ControlError;
 use crate::error::ApiError;
 use crate::AppState;
 
+/// The longest reason kept in the event history (the dashboard's box takes 200).
+const MAX_REASON: usize = 200;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActBody {
@@ -56,7 +59,8 @@ pub async fn act(
         }
         serde_json::from_value(value).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?
     };
-    state.control.operate(route, action, &actor, &body.reason).await.map_err(|err| match err {
+    let reason = crate::auth::clean_text(&body.reason, MAX_REASON);
+    state.control.operate(route, action, &actor, &reason).await.map_err(|err| match err {
         ControlError::Refused(why) => ApiError::Conflict(why),
         ControlError::Unavailable(why) => ApiError::Unavailable(why),
     })?;

@@ -238,22 +238,40 @@ pub fn macs_in_certificate(cert: &CertificateDer<'_>) -> Vec<Mac> {
     macs
 }
 
-/// MACs in free text: runs of hex digits and the separators `:`, `-`, `.`, which hold
-/// exactly 12 hex digits once the separators are dropped. `SEP001565ABCDEF`,
-/// `00:15:65:ab:cd:ef` and `yealink-001565abcdef` each hold one.
+/// MACs in free text, read word by word (words are split at anything that is not a
+/// letter or digit): a word of exactly 12 hex digits (`001565abcdef`), a word that ends
+/// in 12 hex digits after a letter that is not one (`SEP001565ABCDEF`), six two-digit
+/// hex words in a row (`00:15:65:ab:cd:ef`, `mac-00-15-65-ab-cd-ef`) or three four-digit
+/// ones (`0015.65ab.cdef`). A longer row of such words is ambiguous and names nothing:
+/// a certificate opens a phone's file only when it names that MAC without doubt.
 pub fn macs_in_text(text: &str) -> Vec<Mac> {
-    let twelve = |piece: &str| {
-        let digits: String = piece.chars().filter(char::is_ascii_hexdigit).collect();
-        (digits.len() == 12).then(|| Mac::parse(&digits).ok()).flatten()
-    };
-    text.split(|c: char| !(c.is_ascii_hexdigit() || matches!(c, ':' | '-' | '.')))
-        .flat_map(|run| match twelve(run) {
-            // `0015.65ab.cdef`, or a run of one MAC with `:`/`-`.
-            Some(mac) => vec![mac],
-            // `001565abcdef.cafe`: a dot ends a DNS label, not a MAC.
-            None => run.split('.').filter_map(twelve).collect(),
-        })
-        .collect()
+    let words: Vec<&str> =
+        text.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let is_hex = |w: &str| w.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut macs = Vec::new();
+    for word in &words {
+        if word.len() == 12 && is_hex(word) {
+            macs.extend(Mac::parse(word).ok());
+        } else if !is_hex(word) {
+            let tail = word.len() - word.bytes().rev().take_while(u8::is_ascii_hexdigit).count();
+            if word.len() - tail == 12 {
+                macs.extend(Mac::parse(&word[tail..]).ok());
+            }
+        }
+    }
+    // Rows of equal-width hex words: exactly 6 of two digits, or 3 of four.
+    for (width, count) in [(2, 6), (4, 3)] {
+        let mut start = 0;
+        while start < words.len() {
+            let fits = |w: &&&str| w.len() == width && is_hex(w);
+            let row = words[start..].iter().take_while(fits).count();
+            if row == count {
+                macs.extend(Mac::parse(&words[start..start + row].concat()).ok());
+            }
+            start += row.max(1);
+        }
+    }
+    macs
 }
 
 #[cfg(test)]
@@ -274,6 +292,10 @@ mod tests {
             ("0015.65ab.cdef", &["001565abcdef"]),
             ("yealink-001565000002.example", &["001565000002"]),
             ("SEP001565000002.cafe", &["001565000002"]),
+            ("device-001565000001", &["001565000001"]),
+            ("mac-00-15-65-00-00-01", &["001565000001"]),
+            ("phone-00-15-65-00-00-01.example", &["001565000001"]),
+            ("ab-00-15-65-00-00-01", &[]),
             ("001565abcdef0", &[]),
             ("001565abcde", &[]),
             ("phone 001565abcdef and 001565000001", &["001565abcdef", "001565000001"]),

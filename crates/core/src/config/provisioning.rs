@@ -38,8 +38,8 @@ pub struct ProvisioningConfig {
     pub auth: ProvisioningAuth,
     /// `client_cert`: PEM bundle of the CAs that issue the phones' device certificates.
     pub client_ca: Option<PathBuf>,
-    /// Source networks that may fetch phone files; empty: any.
-    pub allow: Vec<IpNet>,
+    /// Source networks that may fetch phone files; `None` (the key left out): any.
+    pub allow: Option<Vec<IpNet>>,
     /// Phone files over plain HTTP get 403.
     pub https_only: bool,
     /// Bad phone-file requests from one source within [`SCAN_WINDOW`] before it is blocked.
@@ -57,7 +57,7 @@ impl Default for ProvisioningConfig {
         Self {
             auth: ProvisioningAuth::None,
             client_ca: None,
-            allow: Vec::new(),
+            allow: None,
             https_only: false,
             scan_limit: 20,
             block_for: Duration::from_secs(3600),
@@ -100,6 +100,28 @@ impl ProvisioningConfig {
         if self.scan_limit == 0 {
             return Err(ConfigError::invalid("provisioning.scan_limit", "must be at least 1"));
         }
+        if self.auth == ProvisioningAuth::Digest && self.scan_limit < 2 {
+            return Err(ConfigError::invalid(
+                "provisioning.scan_limit",
+                "must be at least 2 with digest: a phone's first challenge counts once before it authenticates",
+            ));
+        }
+        if let Some(allow) = &self.allow {
+            if allow.is_empty() {
+                return Err(ConfigError::invalid(
+                    "provisioning.allow",
+                    "is empty, which would let no one fetch a file; leave the key out to allow any source",
+                ));
+            }
+            for (i, net) in allow.iter().enumerate() {
+                if net.trunc() != *net {
+                    return Err(ConfigError::invalid(
+                        format!("provisioning.allow[{i}]"),
+                        format!("`{net}` has host bits set; the network is `{}`", net.trunc()),
+                    ));
+                }
+            }
+        }
         if self.block_for.is_zero() {
             return Err(ConfigError::invalid("provisioning.block_for", "must be longer than 0s"));
         }
@@ -108,6 +130,6 @@ impl ProvisioningConfig {
 
     /// Whether `source` may fetch phone files at all.
     pub fn allows(&self, source: IpAddr) -> bool {
-        self.allow.is_empty() || self.allow.iter().any(|net| net.contains(&source))
+        self.allow.as_ref().is_none_or(|allow| allow.iter().any(|net| net.contains(&source)))
     }
 }

@@ -234,6 +234,9 @@ fn tls_and_provisioning_mistakes_name_the_key() {
         (format!("{GOOD}\n[provisioning]\nallow = [\"ten-net\"]"), "provisioning.allow"),
         (format!("{GOOD}\n[provisioning]\nhttps_only = true"), "provisioning.https_only"),
         (format!("{GOOD}\n[provisioning]\nscan_limit = 0"), "provisioning.scan_limit"),
+        (format!("{GOOD}\n[provisioning]\nauth = \"digest\"\nscan_limit = 1"), "provisioning.scan_limit"),
+        (format!("{GOOD}\n[provisioning]\nallow = []"), "provisioning.allow"),
+        (format!("{GOOD}\n[provisioning]\nallow = [\"10.1.2.3/8\"]"), "provisioning.allow[0]"),
         (format!("{GOOD}\n[provisioning]\nblock_for = \"forever\""), "provisioning.block_for"),
     ];
     for (text, key) in cases {
