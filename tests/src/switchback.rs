@@ -19,7 +19,7 @@ use tempfile::TempDir;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-use crate::peers::free_port;
+use crate::peers::{closed_port, free_port};
 
 /// How long a `switchback run` may take to stop after SIGTERM before it is killed.
 const STOP_WITHIN: Duration = Duration::from_secs(10);
@@ -45,6 +45,12 @@ pub struct SiteAddrs {
 }
 
 impl SiteAddrs {
+    /// A site where nothing listens: every probe fails, so with two of them the monitor
+    /// is blind and moves nothing (for tests of what does not depend on the sites).
+    pub fn offline() -> anyhow::Result<Self> {
+        Ok(Self::new(closed_port()?, "sqlite:///nonexistent-switchback-test/site.db", closed_port()?))
+    }
+
     /// A site whose softswitch is probed over UDP.
     pub fn new(softswitch: SocketAddr, database_url: impl Into<String>, stun: SocketAddr) -> Self {
         Self { softswitch, transport: "udp", database_url: database_url.into(), stun }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchback_tests::lab::{Running, Status};
-use switchback_tests::peers::{closed_port, Coturn, Kamailio, SipAnswer};
+use switchback_tests::peers::{Coturn, Kamailio, SipAnswer};
 use switchback_tests::receiver::{describe, Received, Receiver};
 use switchback_tests::require;
 use switchback_tests::switchback::{ConfigBuilder, SiteAddrs};
@@ -574,13 +574,7 @@ async fn a_400_answer_is_final_and_shown_as_failed() {
 #[tokio::test]
 async fn a_blocked_scan_goes_to_slack_and_pages_an_incident_of_its_own() {
     let receiver = Receiver::always(200).await.unwrap();
-    let site = || {
-        SiteAddrs::new(
-            closed_port().unwrap(),
-            "sqlite:///nonexistent-switchback-test/site.db",
-            closed_port().unwrap(),
-        )
-    };
+    let site = || SiteAddrs::offline().unwrap();
     let slack =
         format!("[[alerts]]\nname = \"chat\"\nurl = \"{}\"\nformat = \"slack\"\n", receiver.url("chat"));
     let builder = ConfigBuilder::new(site(), site())
@@ -627,13 +621,7 @@ async fn a_blocked_scan_goes_to_slack_and_pages_an_incident_of_its_own() {
 #[tokio::test]
 async fn alerts_test_reports_each_webhook_and_exits_1_when_one_refuses() {
     let (accepting, refusing) = (Receiver::always(202).await.unwrap(), Receiver::always(400).await.unwrap());
-    let site = || {
-        SiteAddrs::new(
-            closed_port().unwrap(),
-            "sqlite:///nonexistent-alerts-test/site.db",
-            closed_port().unwrap(),
-        )
-    };
+    let site = || SiteAddrs::offline().unwrap();
     let slack =
         format!("[[alerts]]\nname = \"chat\"\nurl = \"{}\"\nformat = \"slack\"\n", refusing.url("chat"));
     let config = ConfigBuilder::new(site(), site())

@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchback_tests::lab::{sample_phones, Lab, Running, Status};
-use switchback_tests::peers::closed_port;
 use switchback_tests::require;
 use switchback_tests::switchback::{read, ConfigBuilder, HttpResponse, SiteAddrs, HARNESS_READ_TOKEN};
 use switchback_tests::wait::until;
@@ -50,13 +49,7 @@ async fn with_lab(lab: &Lab) -> Running {
 
 /// Sites where nothing listens; switchback with the admin token.
 async fn offline() -> Running {
-    let site = || {
-        SiteAddrs::new(
-            closed_port().unwrap(),
-            "sqlite:///nonexistent-switchback-test/site.db",
-            closed_port().unwrap(),
-        )
-    };
+    let site = || SiteAddrs::offline().unwrap();
     let builder = ConfigBuilder::new(site(), site()).admin_token(TOKEN).failback_after(FAILBACK_AFTER);
     Running::start(BINARY, &builder, &sample_phones()).await.unwrap()
 }
@@ -294,13 +287,7 @@ async fn a_json_array_body_is_a_bad_request() {
 
 #[tokio::test]
 async fn without_a_configured_token_actions_are_off() {
-    let site = || {
-        SiteAddrs::new(
-            closed_port().unwrap(),
-            "sqlite:///nonexistent-switchback-test/site.db",
-            closed_port().unwrap(),
-        )
-    };
+    let site = || SiteAddrs::offline().unwrap();
     let running = Running::start(BINARY, &ConfigBuilder::new(site(), site()), &[]).await.unwrap();
     for token in [None, Some(""), Some("anything")] {
         let response = running.act("sip", "failover", token, None).await.unwrap();

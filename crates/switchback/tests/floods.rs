@@ -152,13 +152,7 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 /// last answer.
 #[tokio::test]
 async fn idle_keep_alive_connections_close_after_a_minute() {
-    let site = || {
-        switchback_tests::switchback::SiteAddrs::new(
-            switchback_tests::peers::closed_port().unwrap(),
-            "sqlite:///nonexistent-switchback-test/site.db",
-            switchback_tests::peers::closed_port().unwrap(),
-        )
-    };
+    let site = || switchback_tests::switchback::SiteAddrs::offline().unwrap();
     let builder = switchback_tests::switchback::ConfigBuilder::new(site(), site());
     let running = Running::start(BINARY, &builder, &[]).await.unwrap();
     let addr = running.config.listen().unwrap();

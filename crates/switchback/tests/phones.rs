@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use switchback_tests::lab::{phones_csv, sample_phones, write_file, Running, TestPhone};
-use switchback_tests::peers::closed_port;
 use switchback_tests::phone_files::{self, md5_hex, YEALINK_VERSION_LINE};
 use switchback_tests::switchback::{phones_import, ConfigBuilder, SiteAddrs};
 use switchback_tests::wait::until;
@@ -28,13 +27,7 @@ const IMPORT_NOTICED_WITHIN: Duration = Duration::from_secs(3);
 
 /// Two sites where nothing answers: the monitor is blind and every route stays put.
 fn offline_config() -> ConfigBuilder {
-    let site = || {
-        SiteAddrs::new(
-            closed_port().unwrap(),
-            "sqlite:///nonexistent-switchback-test/site.db",
-            closed_port().unwrap(),
-        )
-    };
+    let site = || SiteAddrs::offline().unwrap();
     // Most of these tests ask for files that do not exist on purpose: far more than the
     // default scan_limit allows from one source.
     ConfigBuilder::new(site(), site()).admin_token(TOKEN).extra("[provisioning]\nscan_limit = 100000")

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use switchback_tests::lab::{Running, TestPhone};
-use switchback_tests::peers::{closed_port, free_port};
+use switchback_tests::peers::free_port;
 use switchback_tests::receiver::Receiver;
 use switchback_tests::switchback::{ConfigBuilder, SiteAddrs};
 use switchback_tests::wait::until;
@@ -23,13 +23,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_switchback");
 const TOKEN: &str = "provisioning-test-token";
 
 fn offline() -> ConfigBuilder {
-    let site = || {
-        SiteAddrs::new(
-            closed_port().unwrap(),
-            "sqlite:///nonexistent-switchback-test/site.db",
-            closed_port().unwrap(),
-        )
-    };
+    let site = || SiteAddrs::offline().unwrap();
     ConfigBuilder::new(site(), site()).admin_token(TOKEN)
 }
 
