@@ -3,9 +3,7 @@
 
 mod alerts;
 mod check;
-mod decider;
 mod demo;
-mod orchestrator;
 mod phones;
 mod run;
 

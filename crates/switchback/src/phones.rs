@@ -6,7 +6,8 @@ use anyhow::Context;
 use switchback_core::{Config, EngineState, SystemClock};
 use switchback_provisioning::{parse_phones_csv, write_generation};
 
-use crate::orchestrator::{open_store, render};
+use crate::run::open_store;
+use switchback_orchestration::render;
 
 /// Loads a CSV into the inventory, all or nothing.
 pub async fn import(config: Config, csv: &Path) -> anyhow::Result<()> {

@@ -1,18 +1,164 @@
-//! `switchback run`: the orchestrator until SIGINT or SIGTERM.
+//! `switchback run`: opens the store, starts the orchestration and serves it on the
+//! configured listeners until SIGINT or SIGTERM.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use switchback_core::Config;
+use secrecy::ExposeSecret;
+use switchback_core::config::redact_url;
+use switchback_core::{Clock, Config, Role, SystemClock};
+use switchback_monitor::scheduler::ConfigProber;
+use switchback_orchestration::Orchestrator;
+use switchback_server::tls::{Tls, TlsFiles};
+use switchback_server::{Limits, Listeners};
+use switchback_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::orchestrator::{cancel_on_signal, Orchestrator};
-
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
-    let orchestrator = Orchestrator::open(config).await?;
+    let orchestrator = open(config).await?;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    orchestrator.run(listener, Router::new(), shutdown).await
+    serve(orchestrator, listener, Router::new(), shutdown).await
+}
+
+/// The orchestration on the config's store and the system clock.
+pub async fn open(config: Config) -> anyhow::Result<Orchestrator> {
+    warn_if_open(&config);
+    let config = Arc::new(config);
+    let store = open_store(&config).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    Ok(Orchestrator::open(config, store, clock).await?)
+}
+
+/// Serves the orchestration's HTTP on `listener` (and `tls_listen` when set) with the
+/// `extra` routes, and runs it with the real probes until `shutdown`.
+pub async fn serve(
+    orchestrator: Orchestrator,
+    listener: TcpListener,
+    extra: Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let config = orchestrator.config.clone();
+    let tls = load_tls(&config)?;
+    let tls_listener = match (&tls, config.server.tls_listen) {
+        (Some(tls), Some(addr)) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (tls_listen)"))?;
+            tracing::info!(tls_listen = %listener.local_addr()?, "https listening");
+            Some((listener, tls.clone()))
+        }
+        _ => None,
+    };
+    let limits = Limits::new(switchback_server::listen::fit_connections(config.server.max_connections));
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        auth = config.provisioning.auth.as_str(),
+        primary = config.site_name(Role::Primary),
+        backup = config.site_name(Role::Backup),
+        interval = %humantime::format_duration(config.monitor.interval),
+        "switchback running"
+    );
+    let router = switchback_server::router(orchestrator.app_state(), extra);
+    let listeners = Listeners { plain: listener, tls: tls_listener };
+    let server = tokio::spawn(switchback_server::serve(
+        listeners,
+        router,
+        limits,
+        orchestrator.metrics.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(reload_on_hangup(tls, shutdown.clone()));
+    let store = orchestrator.store.clone();
+    orchestrator.run(Arc::new(ConfigProber::new(config)), shutdown).await;
+    let served = server.await.context("server task")?;
+    store.close().await;
+    served.context("http server")?;
+    tracing::info!("switchback stopped");
+    Ok(())
+}
+
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.store.url.expose_secret();
+    switchback_store::connect(url).await.with_context(|| format!("cannot open the store {}", redact_url(url)))
+}
+
+/// The HTTPS listener's files, read now so that a bad one stops the start.
+fn load_tls(config: &Config) -> anyhow::Result<Option<Arc<Tls>>> {
+    let server = &config.server;
+    let (Some(_), Some(cert), Some(key)) = (server.tls_listen, &server.tls_cert, &server.tls_key) else {
+        return Ok(None);
+    };
+    let files =
+        TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: config.provisioning.client_ca.clone() };
+    Ok(Some(Arc::new(Tls::load(files)?)))
+}
+
+/// Without `provisioning.auth`, anyone who can reach `public_url` and guess a MAC gets
+/// that phone's SIP password: fine on a closed network, said loudly otherwise.
+fn warn_if_open(config: &Config) {
+    let loopback = match config.server.public_url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    if config.provisioning.auth == switchback_core::config::ProvisioningAuth::None && !loopback {
+        tracing::warn!(
+            public_url = %config.server.public_url,
+            "provisioning.auth is none: anyone who reaches public_url can fetch any phone's file and its SIP \
+             password; set auth = \"digest\" or \"client_cert\" unless this network is closed"
+        );
+    }
+}
+
+/// Re-reads the TLS certificate and key on SIGHUP; a bad file keeps the old ones.
+async fn reload_on_hangup(tls: Option<Arc<Tls>>, shutdown: CancellationToken) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGHUP");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            received = hangups.recv() => if received.is_none() { return },
+            () = shutdown.cancelled() => return,
+        }
+        match &tls {
+            None => tracing::info!("SIGHUP: no tls_listen, nothing to reload"),
+            Some(tls) => match tls.reload() {
+                Ok(()) => tracing::info!("tls certificate reloaded"),
+                Err(err) => {
+                    tracing::error!(error = %err, "tls certificate not reloaded; the old one stays in use")
+                }
+            },
+        }
+    }
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+pub async fn cancel_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
 }

@@ -22,7 +22,7 @@ use switchback_core::{Config, Role, ServiceKind};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::orchestrator::{cancel_on_signal, open_store, Orchestrator};
+use crate::run::{cancel_on_signal, open_store};
 use sim::{Sim, SimDatabase};
 
 /// A demo service that can be broken and mended.
@@ -90,7 +90,7 @@ pub async fn demo(listen: SocketAddr, allow_remote: bool) -> anyhow::Result<()> 
     let store = open_store(&config).await?;
     store.import_phones(&phones).await.context("cannot load the sample phones")?;
     store.close().await;
-    let mut orchestrator = Orchestrator::open(config).await?;
+    let mut orchestrator = crate::run::open(config).await?;
     orchestrator.demo = true;
     let lab: Lab = Arc::new(lab);
     let routes = Router::new()
@@ -102,7 +102,7 @@ pub async fn demo(listen: SocketAddr, allow_remote: bool) -> anyhow::Result<()> 
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     tokio::spawn(phones::poll_forever(format!("http://{listen}"), phones, shutdown.clone()));
     print_banner(listen, dir.path());
-    let outcome = orchestrator.run(listener, routes, shutdown).await;
+    let outcome = crate::run::serve(orchestrator, listener, routes, shutdown).await;
     drop(dir);
     outcome
 }

@@ -50,7 +50,7 @@ impl Decider {
         metrics: Arc<Metrics>,
         (webhooks, alert_wake): (Vec<AlertConfig>, Arc<Notify>),
         store_health: Arc<StoreHealth>,
-    ) -> Result<Self, DecideError> {
+    ) -> Result<Self, switchback_store::StoreError> {
         let state = match store.load_state().await? {
             Some(state) => state,
             None => EngineState::new(clock.now()),

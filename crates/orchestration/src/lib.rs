@@ -1,0 +1,22 @@
+//! The round and everything that follows from it, for one switchback process: the
+//! [`Decider`] persists each step of the route engine before it publishes it; phone
+//! files follow the published generation; served-file records are flushed to the
+//! store; convergence on a new generation is noticed and announced; history is pruned.
+//!
+//! The binary wires this to its CLI, listeners and signals; tests drive it in-process
+//! with a scripted prober and a paused clock.
+
+mod clock;
+mod decider;
+mod error;
+mod fetches;
+mod generations;
+mod orchestrator;
+mod scans;
+mod upkeep;
+
+pub use clock::TokioClock;
+pub use decider::{DecideError, Decider};
+pub use error::OpenError;
+pub use generations::render;
+pub use orchestrator::Orchestrator;
