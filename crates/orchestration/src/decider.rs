@@ -28,9 +28,23 @@ pub struct Decider {
     /// Told of every save that failed or went through.
     store_health: Arc<StoreHealth>,
     /// Held across a step and its save, so rounds and operator actions never interleave.
-    state: Mutex<EngineState>,
+    state: Mutex<Held>,
     published: watch::Sender<EngineState>,
 }
+
+/// The persisted state, and the checks of rounds that could not be saved: they are
+/// folded in again, first, by the next round, so that an outage that began while the
+/// store refused writes is timed from its first failed check, and its events are not
+/// lost.
+#[derive(Debug)]
+struct Held {
+    state: EngineState,
+    unsaved: Vec<CheckResult>,
+}
+
+/// The most checks kept for rounds not saved: at six a round every 5 s, two hours'
+/// worth. Beyond it the oldest go, and an outage older than that is timed from later.
+const UNSAVED_MAX: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecideError {
@@ -65,7 +79,7 @@ impl Decider {
             webhooks,
             alert_wake,
             store_health,
-            state: Mutex::new(state),
+            state: Mutex::new(Held { state, unsaved: Vec::new() }),
             published,
         })
     }
@@ -78,7 +92,14 @@ impl Decider {
     /// Applies a round of checks; answers whether the scheduler should re-check soon.
     pub async fn apply_round(&self, results: Vec<CheckResult>) -> Result<bool, DecideError> {
         self.metrics.observe_checks(&results);
-        let mut state = self.state.lock().await;
+        let mut held = self.state.lock().await;
+        let Held { state, unsaved } = &mut *held;
+        let mut results = results;
+        if !unsaved.is_empty() {
+            let mut earlier = std::mem::take(unsaved);
+            earlier.append(&mut results);
+            results = earlier;
+        }
         let step = state.step(&results, &self.rules, self.clock.now());
         // What the probes see is worth showing even when nothing can be decided: the
         // services as checked, the routes as last persisted. Shown before the save
@@ -91,8 +112,11 @@ impl Decider {
             self.published.send_replace(live.clone());
         }
         let span = tracing::info_span!("decide", generation = state.generation);
-        if let Err(err) = self.commit(&mut state, step, &results).instrument(span).await {
+        if let Err(err) = self.commit(state, step, &results).instrument(span).await {
             self.published.send_replace(live);
+            let over = results.len().saturating_sub(UNSAVED_MAX);
+            results.drain(..over);
+            *unsaved = results;
             return Err(err);
         }
         Ok(state.unsettled())
@@ -106,16 +130,16 @@ impl Decider {
         actor: &str,
         why: &str,
     ) -> Result<(), DecideError> {
-        let mut state = self.state.lock().await;
-        let step = state.operate(route, action, actor, why, self.clock.now())?;
-        self.commit(&mut state, step, &[]).await
+        let mut held = self.state.lock().await;
+        let step = held.state.operate(route, action, actor, why, self.clock.now())?;
+        self.commit(&mut held.state, step, &[]).await
     }
 
     /// Records an event that the rules did not make (convergence), with its alerts.
     pub async fn note(&self, event: Event) -> Result<(), DecideError> {
-        let mut state = self.state.lock().await;
-        let step = Step { next: state.clone(), events: vec![event] };
-        self.commit(&mut state, step, &[]).await
+        let mut held = self.state.lock().await;
+        let step = Step { next: held.state.clone(), events: vec![event] };
+        self.commit(&mut held.state, step, &[]).await
     }
 
     async fn commit(

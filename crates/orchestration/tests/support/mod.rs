@@ -1,0 +1,344 @@
+//! The orchestration in-process: a scripted prober (the services are ours to break),
+//! a store on its own real-time runtime with faults we can inject, and a paused tokio
+//! clock, so minutes of confirmation and hold-down pass in milliseconds.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // shared by several test files
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use futures::future::BoxFuture;
+use secrecy::SecretString;
+use switchback_core::{
+    CheckResult, Config, EngineState, Event, Role, Route, RouteState, ServiceId, ServiceKind,
+};
+use switchback_monitor::probe::{Failure, Outcome};
+use switchback_monitor::scheduler::Prober;
+use switchback_orchestration::{Orchestrator, TokioClock};
+use switchback_provisioning::fetch::PhoneFetch;
+use switchback_provisioning::{Mac, Phone, Vendor};
+use switchback_store::*;
+use tokio_util::sync::CancellationToken;
+
+/// Drill timers: checks every 20 s, every 5 s while unsettled; a confirmed outage needs
+/// 30 s of failures, failback 2 minutes of health.
+pub const CONFIG: &str = r#"
+[server]
+public_url = "http://prov.example.net:8080"
+admin_token = "in-process-admin-token"
+
+[monitor]
+interval = "20s"
+recheck_interval = "5s"
+timeout = "1s"
+retries = 0
+failover_after = "30s"
+failback_after = "2m"
+
+[[sites]]
+name = "chicago"
+role = "primary"
+softswitch = { host = "sip1.chi.example.net", port = 5060, transport = "udp" }
+database = { url = "postgres://monitor@db1.chi.example.net/voip" }
+stun = { host = "stun1.chi.example.net", port = 3478 }
+
+[[sites]]
+name = "virginia"
+role = "backup"
+softswitch = { host = "sip1.va.example.net", port = 5060, transport = "udp" }
+database = { url = "mysql://monitor@db1.va.example.net/voip" }
+stun = { host = "stun1.va.example.net", port = 3478 }
+"#;
+
+pub const PRIMARY_SIP: ServiceId = ServiceId { role: Role::Primary, kind: ServiceKind::Softswitch };
+
+/// Services answer unless broken. Stands in for Kamailio, coturn and the databases,
+/// which the whole-binary tests use.
+#[derive(Debug, Default)]
+pub struct ScriptedProber {
+    down: Mutex<HashSet<ServiceId>>,
+}
+
+impl ScriptedProber {
+    pub fn set_down(&self, service: ServiceId, down: bool) {
+        let mut set = self.down.lock().unwrap();
+        if down {
+            set.insert(service);
+        } else {
+            set.remove(&service);
+        }
+    }
+}
+
+impl Prober for ScriptedProber {
+    fn probe(&self, service: ServiceId) -> BoxFuture<'static, Outcome> {
+        let down = self.down.lock().unwrap().contains(&service);
+        Box::pin(async move {
+            if down {
+                Err(Failure::Refused)
+            } else {
+                Ok(Duration::from_millis(3))
+            }
+        })
+    }
+}
+
+/// A store on a runtime of its own, on real time. Every call blocks the (single)
+/// test thread until the database answers, so the paused clock never jumps while a
+/// query is in flight; and writes can be made to fail.
+#[derive(Debug)]
+pub struct FaultyStore {
+    inner: Arc<dyn Store>,
+    /// Always `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+    refuse_writes: AtomicBool,
+    refuse_next_save: AtomicBool,
+    pub saves_refused: std::sync::atomic::AtomicU64,
+}
+
+impl FaultyStore {
+    pub fn open(url: &str) -> Arc<Self> {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let inner =
+            std::thread::scope(|s| s.spawn(|| runtime.block_on(connect(url))).join().unwrap()).unwrap();
+        Arc::new(Self {
+            inner,
+            runtime: Some(runtime),
+            refuse_writes: AtomicBool::new(false),
+            refuse_next_save: AtomicBool::new(false),
+            saves_refused: Default::default(),
+        })
+    }
+
+    /// While on, every write fails as a full disk would.
+    pub fn refuse_writes(&self, on: bool) {
+        self.refuse_writes.store(on, Ordering::SeqCst);
+    }
+
+    /// The next save of a step fails once, as a failed COMMIT would.
+    pub fn refuse_next_save(&self) {
+        self.refuse_next_save.store(true, Ordering::SeqCst);
+    }
+
+    fn on_store_runtime<'a, T: Send>(&'a self, call: impl Future<Output = T> + Send + 'a) -> T {
+        let runtime = self.runtime.as_ref().unwrap();
+        std::thread::scope(|s| s.spawn(|| runtime.block_on(call)).join().unwrap())
+    }
+
+    fn write_fault(&self) -> Result<(), StoreError> {
+        if self.refuse_writes.load(Ordering::SeqCst) {
+            return Err(injected("database or disk is full"));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FaultyStore {
+    fn drop(&mut self) {
+        // Dropped on the test's runtime, which must not block on another.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Runs `make` to completion on a runtime of its own, on real time, off the test's
+/// paused one (whose clock would jump past every timeout of a connection in flight).
+pub fn on_real_time<T: Send, F: Future<Output = T>>(make: impl FnOnce() -> F + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(make())
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+fn injected(message: &str) -> StoreError {
+    StoreError::Query {
+        what: "injected fault",
+        source: sqlx::Error::Io(std::io::Error::other(message.to_owned())),
+    }
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    fn backend(&self) -> Backend {
+        self.inner.backend()
+    }
+    async fn check(&self) -> Result<(), StoreError> {
+        self.write_fault()?;
+        self.on_store_runtime(self.inner.check())
+    }
+    async fn load_state(&self) -> Result<Option<EngineState>, StoreError> {
+        self.on_store_runtime(self.inner.load_state())
+    }
+    async fn save_step_with_alerts(
+        &self,
+        next: &EngineState,
+        checks: &[CheckResult],
+        events: &[Event],
+        alerts: &[Enqueue],
+    ) -> Result<Vec<i64>, StoreError> {
+        if self.refuse_next_save.swap(false, Ordering::SeqCst) || self.refuse_writes.load(Ordering::SeqCst) {
+            self.saves_refused.fetch_add(1, Ordering::SeqCst);
+            return Err(injected("commit failed"));
+        }
+        self.on_store_runtime(self.inner.save_step_with_alerts(next, checks, events, alerts))
+    }
+    async fn due_alerts(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<OutboxAlert>, StoreError> {
+        self.on_store_runtime(self.inner.due_alerts(now, limit))
+    }
+    async fn next_alert_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.on_store_runtime(self.inner.next_alert_due())
+    }
+    async fn record_delivery(
+        &self,
+        id: i64,
+        delivery: &AlertDelivery,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write_fault()?;
+        self.on_store_runtime(self.inner.record_delivery(id, delivery, now))
+    }
+    async fn alert_counts(&self) -> Result<AlertCounts, StoreError> {
+        self.on_store_runtime(self.inner.alert_counts())
+    }
+    async fn recent_alerts(&self, limit: u32) -> Result<Vec<OutboxAlert>, StoreError> {
+        self.on_store_runtime(self.inner.recent_alerts(limit))
+    }
+    async fn recent_checks(&self, service: ServiceId, limit: u32) -> Result<Vec<CheckResult>, StoreError> {
+        self.on_store_runtime(self.inner.recent_checks(service, limit))
+    }
+    async fn events(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        self.on_store_runtime(self.inner.events(before_id, limit))
+    }
+    async fn prune_checks(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.write_fault()?;
+        self.on_store_runtime(self.inner.prune_checks(older_than))
+    }
+    async fn import_phones(&self, phones: &[Phone]) -> Result<PhoneImport, StoreError> {
+        self.write_fault()?;
+        self.on_store_runtime(self.inner.import_phones(phones))
+    }
+    async fn phones(&self) -> Result<Vec<Phone>, StoreError> {
+        self.on_store_runtime(self.inner.phones())
+    }
+    async fn phones_revision(&self) -> Result<PhonesRevision, StoreError> {
+        self.on_store_runtime(self.inner.phones_revision())
+    }
+    async fn record_fetches(&self, fetches: &[PhoneFetch]) -> Result<(), StoreError> {
+        self.write_fault()?;
+        self.on_store_runtime(self.inner.record_fetches(fetches))
+    }
+    async fn fetch_records(&self) -> Result<Vec<FetchRecord>, StoreError> {
+        self.on_store_runtime(self.inner.fetch_records())
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.on_store_runtime(self.inner.ping())
+    }
+    async fn close(&self) {
+        self.on_store_runtime(self.inner.close())
+    }
+}
+
+/// The first of December 2026, noon: the start of every test's clock.
+pub fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap()
+}
+
+pub fn phones(count: usize) -> Vec<Phone> {
+    (0..count)
+        .map(|n| Phone {
+            mac: format!("0015650000{n:02x}").parse::<Mac>().unwrap(),
+            vendor: if n % 2 == 0 { Vendor::Yealink } else { Vendor::Linksys },
+            model: "T46S".to_owned(),
+            display_name: format!("Desk {n}"),
+            user_id: format!("10{n:02}"),
+            auth_id: String::new(),
+            password: SecretString::from(format!("sip-secret-{n}")),
+            prov_password: None,
+        })
+        .collect()
+}
+
+/// An orchestration running on `store` with the scripted prober, until dropped.
+pub struct Running {
+    pub prober: Arc<ScriptedProber>,
+    pub store: Arc<FaultyStore>,
+    pub orchestrator: Arc<OrchestratorView>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What a test reads of a running orchestration (the orchestrator itself runs).
+pub struct OrchestratorView {
+    pub state: switchback_server::AppState,
+    pub config: Arc<Config>,
+}
+
+impl Running {
+    pub async fn start(store: Arc<FaultyStore>) -> Self {
+        let config = Arc::new(Config::parse(CONFIG).unwrap());
+        let clock = Arc::new(TokioClock::starting_at(start()));
+        let orchestrator = Orchestrator::open(config.clone(), store.clone(), clock).await.unwrap();
+        let view = Arc::new(OrchestratorView { state: orchestrator.app_state(), config });
+        let prober = Arc::new(ScriptedProber::default());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(orchestrator.run(prober.clone(), shutdown.clone()));
+        Self { prober, store, orchestrator: view, shutdown, task }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap();
+    }
+
+    pub fn engine(&self) -> EngineState {
+        self.orchestrator.state.engine.borrow().clone()
+    }
+
+    pub fn route_state(&self, route: Route) -> RouteState {
+        self.engine().route(route).state
+    }
+
+    /// The site the served generation points the route's phones at.
+    pub fn served_sip_site(&self) -> String {
+        self.orchestrator.state.generations.current().sites().sip.site.clone()
+    }
+
+    /// Waits, in paused tokio time, until `done` holds; panics after `within`.
+    pub async fn until(&self, within: Duration, what: &str, mut done: impl FnMut(&Self) -> bool) -> Duration {
+        let started = tokio::time::Instant::now();
+        loop {
+            if done(self) {
+                return started.elapsed();
+            }
+            assert!(started.elapsed() < within, "not within {within:?}: {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Records a served file for each phone, as the HTTP server does.
+    pub fn fetch_all(&self, generation: u64) {
+        let current = self.orchestrator.state.generations.current();
+        for (name, _) in current.phone_files() {
+            let Some(mac) = name.mac() else { continue };
+            self.orchestrator.state.fetches.record(PhoneFetch {
+                mac,
+                vendor: name.vendor(),
+                at: self.orchestrator.state.clock.now(),
+                generation,
+                source: "192.0.2.10".parse().unwrap(),
+                user_agent: "Yealink SIP-T46S 66.86.0.15".to_owned(),
+                count: 1,
+            });
+        }
+    }
+}
