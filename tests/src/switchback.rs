@@ -348,10 +348,13 @@ impl Switchback {
         // A marker a person reading the log of a restart test can find.
         writeln!(log, "==== harness: switchback run, start {} ====", self.starts)?;
         let err = log.try_clone()?;
-        let child = Command::new(&self.binary)
-            .arg("run")
-            .arg("--config")
-            .arg(&self.config)
+        let mut command = Command::new(&self.binary);
+        command.arg("run").arg("--config").arg(&self.config);
+        // The first start creates the store, as an operator's would; a restart must find it.
+        if self.starts == 1 {
+            command.arg("--init");
+        }
+        let child = command
             // Plain text, so that a test can grep `route="sip"` (tracing colours by default).
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -39,6 +39,14 @@ pub enum StoreError {
     )]
     Vanished { path: String },
 
+    /// The store does not exist yet (no SQLite file, or a database without switchback's
+    /// tables) and the caller did not ask for a new one.
+    #[error(
+        "the store {url} does not exist or is empty; on a first start run `switchback run --init` \
+         (or `switchback phones import`) to create it; if it existed, restore it from a backup"
+    )]
+    Missing { url: String },
+
     /// A stored row holds a value the code cannot read back (an unknown enum spelling,
     /// a time out of range, a missing row that every save writes).
     #[error("corrupt row in {table}.{column}: {detail}")]

@@ -192,5 +192,18 @@ pub trait Store: Send + Sync + fmt::Debug {
 /// `sqlite://PATH` (the file is created if missing; `sqlite:///abs/path` for an
 /// absolute path), `sqlite::memory:`, `postgres://…` or `postgresql://…`.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(Arc::new(sql::SqlStore::open(url).await?))
+    Ok(Arc::new(sql::SqlStore::open(url, Create::IfMissing).await?))
+}
+
+/// Opens the store named by `url` only if it holds switchback's schema already: a
+/// store that vanished must not be replaced, unnoticed, by an empty one.
+pub async fn connect_existing(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(sql::SqlStore::open(url, Create::Never).await?))
+}
+
+/// Whether opening a store may create it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Create {
+    IfMissing,
+    Never,
 }

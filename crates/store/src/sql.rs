@@ -21,6 +21,7 @@ use crate::sqlite_file;
 use crate::tables::{checks, events, outbox, phones, state};
 use crate::url::{Backend, StoreUrl};
 use crate::write::WriteTx;
+use crate::Create;
 use crate::{
     AlertCounts, AlertDelivery, Enqueue, FetchRecord, OutboxAlert, PhoneImport, PhonesRevision, Store,
     StoredEvent,
@@ -33,6 +34,8 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres
 
 /// How long opening the store may take before it counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a statement waits for a pooled connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a SQLite writer waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -55,8 +58,13 @@ impl fmt::Debug for SqlStore {
 
 impl SqlStore {
     /// Connects, prepares the connection settings and applies the embedded migrations.
-    pub(crate) async fn open(url: &str) -> Result<Self, StoreError> {
+    pub(crate) async fn open(url: &str, create: Create) -> Result<Self, StoreError> {
         let url = StoreUrl::parse(url)?;
+        if let Some(file) = url.sqlite_file().filter(|_| create == Create::Never) {
+            if !file.path.exists() {
+                return Err(StoreError::Missing { url: url.redacted.clone() });
+            }
+        }
         if let Some(file) = url.sqlite_file() {
             sqlite_file::secure(&file, &url.redacted)?;
         }
@@ -80,6 +88,9 @@ impl SqlStore {
         if store.url.backend == Backend::Sqlite && !store.url.in_memory {
             store.use_wal().await?;
         }
+        if create == Create::Never && !store.url.in_memory && !store.has_schema().await? {
+            return Err(StoreError::Missing { url: store.url.redacted.clone() });
+        }
         let migrator = match store.url.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
@@ -90,6 +101,24 @@ impl SqlStore {
             .map_err(|source| StoreError::Migrate { url: store.url.redacted.clone(), source })?;
         tracing::info!(backend = %store.url.backend, url = %store.url.redacted, "store ready");
         Ok(store)
+    }
+
+    /// Whether the migrations ever ran here.
+    async fn has_schema(&self) -> Result<bool, StoreError> {
+        let sql = match self.url.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+            }
+        };
+        let tables: i64 = sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::query("look for the schema"))?;
+        Ok(tables > 0)
     }
 
     /// Write-ahead logging lets readers (the dashboard) proceed while the engine writes.
@@ -147,7 +176,9 @@ fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
 }
 
 fn pool_options(url: &StoreUrl) -> AnyPoolOptions {
-    let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+    // While the store is unreachable every round waits this long to learn it: short, so
+    // that the services view keeps updating and a store that returns is seen soon.
+    let options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
     match url.backend {
         Backend::Postgres => options.max_connections(8),
         // A private in-memory database lives and dies with its one connection.

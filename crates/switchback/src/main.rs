@@ -37,6 +37,10 @@ enum Command {
     Run {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Create the store if it does not exist (a first start). Without it, a missing or
+        /// empty store is refused, so that a lost store is never silently replaced.
+        #[arg(long)]
+        init: bool,
     },
     /// Probe every service once, print a table, exit 1 if a primary service is down.
     Check {
@@ -110,7 +114,7 @@ fn main() -> ExitCode {
             Command::Render { config, out } => {
                 phones::render_to(load(&config)?, &out).await.map(|()| ExitCode::SUCCESS)
             }
-            Command::Run { config } => run::run(load(&config)?).await.map(|()| ExitCode::SUCCESS),
+            Command::Run { config, init } => run::run(load(&config)?, init).await.map(|()| ExitCode::SUCCESS),
             Command::Check { config } => {
                 let all_primaries_up = check::check(load(&config)?).await?;
                 Ok(if all_primaries_up { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PRIMARY_DOWN) })

@@ -16,20 +16,29 @@ use switchback_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// `init`: a first start, which may create the store.
+pub async fn run(config: Config, init: bool) -> anyhow::Result<()> {
     let listen = config.server.listen;
-    let orchestrator = open(config).await?;
+    let orchestrator = open(config, init).await?;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     serve(orchestrator, listener, Router::new(), shutdown).await
 }
 
-/// The orchestration on the config's store and the system clock.
-pub async fn open(config: Config) -> anyhow::Result<Orchestrator> {
+/// The orchestration on the config's store and the system clock. Without `init`, the
+/// store must exist already.
+pub async fn open(config: Config, init: bool) -> anyhow::Result<Orchestrator> {
     warn_if_open(&config);
     let config = Arc::new(config);
-    let store = open_store(&config).await?;
+    let store = if init {
+        open_store(&config).await?
+    } else {
+        let url = config.store.url.expose_secret();
+        switchback_store::connect_existing(url)
+            .await
+            .with_context(|| format!("cannot open the store {}", redact_url(url)))?
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     Ok(Orchestrator::open(config, store, clock).await?)
 }

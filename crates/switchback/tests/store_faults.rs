@@ -152,7 +152,10 @@ async fn a_cut_postgres_store_delays_the_failover_only_until_it_is_back() {
     proxy.cut().await.unwrap();
     lab.primary.stop_softswitch();
     see_the_fault(&running, true).await;
-    running.wait_rounds(4).await.unwrap();
+    if let Err(err) = running.wait_rounds(4).await {
+        let log = running.process.log();
+        panic!("{err}\n{}", &log[log.len().saturating_sub(6000)..]);
+    }
     assert_eq!(running.status().await.unwrap().route("sip", "state"), "primary");
 
     proxy.restore().await.unwrap();
@@ -160,12 +163,14 @@ async fn a_cut_postgres_store_delays_the_failover_only_until_it_is_back() {
 }
 
 /// Deleting the SQLite file under a running switchback is noticed: writes stop (nothing
-/// is persisted into a file nobody will read), and `/healthz` says why.
+/// is persisted into a file nobody will read), and `/healthz` says why. A restart does
+/// not replace it with an empty store (every phone would get 404): it refuses to start
+/// and says how to recover, until the store is restored.
 #[tokio::test]
 async fn a_deleted_store_file_is_noticed() {
     let lab = Lab::start().await.unwrap();
     let builder = builder(&lab).admin_token(TOKEN);
-    let running = Running::start(BINARY, &builder, &phones()).await.unwrap();
+    let mut running = Running::start(BINARY, &builder, &phones()).await.unwrap();
     running.wait_rounds(1).await.unwrap();
     std::fs::remove_file(running.config.store_path()).unwrap();
     until("/healthz to say the store file is gone", Duration::from_secs(15), || async {
@@ -177,4 +182,17 @@ async fn a_deleted_store_file_is_noticed() {
     let refused = running.act("sip", "pause", Some(TOKEN), None).await.unwrap();
     assert_eq!(refused.status, 503, "an operator action into a deleted file: {}", refused.text());
     assert_eq!(running.status().await.unwrap().route("sip", "mode"), "auto");
+
+    let store = running.config.store_path();
+    running.process.restart().await.unwrap();
+    let exited = until("the restart on a missing store to exit", Duration::from_secs(15), || {
+        let status = running.process.exited();
+        async move { status }
+    })
+    .await
+    .unwrap();
+    assert_eq!(exited.code(), Some(2), "{}", running.process.log());
+    let log = running.process.log();
+    assert!(log.contains("does not exist or is empty") && log.contains("--init"), "{log}");
+    assert!(!store.exists(), "no empty store was created in its place");
 }

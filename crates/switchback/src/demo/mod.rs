@@ -90,7 +90,7 @@ pub async fn demo(listen: SocketAddr, allow_remote: bool) -> anyhow::Result<()> 
     let store = open_store(&config).await?;
     store.import_phones(&phones).await.context("cannot load the sample phones")?;
     store.close().await;
-    let mut orchestrator = crate::run::open(config).await?;
+    let mut orchestrator = crate::run::open(config, false).await?;
     orchestrator.demo = true;
     let lab: Lab = Arc::new(lab);
     let routes = Router::new()
