@@ -50,7 +50,25 @@ on_both_backends!(
     import_without_prov_password_stores_null,
     fetches_fold_into_each_phones_latest,
     a_large_fetch_batch_lands_whole,
+    only_an_existing_store_opens_without_create,
 );
+
+/// `connect_existing` (what `run` without `--init` uses) refuses a store that was never
+/// created, creates nothing, and opens one that was.
+async fn only_an_existing_store_opens_without_create(db: StoreDb) {
+    let refused = switchback_store::connect_existing(&db.url()).await.unwrap_err();
+    assert!(matches!(refused, StoreError::Missing { .. }), "{refused}");
+    assert!(refused.to_string().contains("--init"), "{refused}");
+    if let StoreDb::Sqlite(file) = &db {
+        assert!(!file.path().exists(), "nothing was created");
+    }
+    let refused_again = switchback_store::connect_existing(&db.url()).await.unwrap_err();
+    assert!(matches!(refused_again, StoreError::Missing { .. }), "a refusal leaves nothing behind");
+    connect(&db.url()).await.unwrap().close().await;
+    let store = switchback_store::connect_existing(&db.url()).await.unwrap();
+    assert_eq!(store.load_state().await.unwrap(), None);
+    store.close().await;
+}
 
 // ---- helpers -------------------------------------------------------------------------------
 
