@@ -6,9 +6,7 @@ use std::sync::Arc;
 use switchback_core::config::AlertConfig;
 use switchback_core::engine::OperatorError;
 use switchback_core::SiteNames;
-use switchback_core::{
-    Action, CheckResult, Clock, EngineState, Event, EventKind, Route, RouteState, Rules, Step,
-};
+use switchback_core::{Action, CheckResult, Clock, EngineState, Event, Route, Rules, Step};
 use switchback_server::health::StoreHealth;
 use switchback_server::{Control, ControlError, Metrics};
 use switchback_store::Store;
@@ -170,31 +168,20 @@ impl Decider {
         self.site_names.get(role)
     }
 
+    /// One line per event, worded by [`Event::label`]: a warning for bad news and
+    /// warnings, information otherwise; only the fields the event has.
     fn log(&self, event: &Event) {
-        let route = event.route.map(Route::as_str).unwrap_or("-");
-        let active = event.active.map(|r| self.site(r)).unwrap_or("-");
-        let (site, service) =
-            event.service.map(|s| (self.site(s.role), s.kind.as_str())).unwrap_or(("-", "-"));
-        let message = match (event.kind, event.from, event.to) {
-            (EventKind::Transition, _, Some(RouteState::FailedOver)) => "route failed over",
-            (EventKind::Transition, Some(RouteState::Failing), Some(RouteState::Primary)) => {
-                "route blip over"
-            }
-            (EventKind::Transition, _, Some(RouteState::Primary)) => "route failed back",
-            (EventKind::Transition, _, Some(RouteState::Failing)) => "route failing",
-            (EventKind::Transition, _, _) => "route recovering",
-            (EventKind::Operator, _, _) => "operator action",
-            (kind, _, _) => kind.as_str(),
-        };
+        let label = event.label();
+        let route = event.route.map(Route::as_str);
+        let active_site = event.route.and(event.active).map(|role| self.site(role));
+        let site = event.service.map(|s| self.site(s.role));
+        let service = event.service.map(|s| s.kind.as_str());
         let reason = event.reason.as_str();
-        match event.kind {
-            EventKind::ServiceUp | EventKind::MonitorSighted | EventKind::Operator => {
-                tracing::info!(route, site, service, active_site = active, actor = %event.actor, reason, "{message}")
-            }
-            EventKind::Transition | EventKind::FailbackReady => {
-                tracing::warn!(route, active_site = active, reason, "{message}")
-            }
-            _ => tracing::warn!(route, site, service, reason, "{message}"),
+        let actor = (event.actor != switchback_core::engine::MONITOR_ACTOR).then_some(event.actor.as_str());
+        if event.tone().is_trouble() {
+            tracing::warn!(route, active_site, site, service, actor, reason, "{label}");
+        } else {
+            tracing::info!(route, active_site, site, service, actor, reason, "{label}");
         }
     }
 }

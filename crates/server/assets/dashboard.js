@@ -216,30 +216,8 @@
       : 'all primary · switchback';
   }
 
-  /// Mirrors event_row() in dashboard.rs.
-  function eventTone(event) {
-    if (['service_down', 'both_down', 'monitor_blind', 'safety_net_gone'].includes(event.kind)) return 'bad';
-    if (event.kind === 'transition') {
-      return { failed_over: 'bad', failing: 'warn', recovering: 'info', primary: 'good' }[event.to] || 'neutral';
-    }
-    if (event.kind === 'provisioning_scan') return 'warn';
-    if (event.kind === 'failback_ready') return 'info';
-    if (event.kind === 'operator') return 'op';
-    if (['service_up', 'monitor_sighted', 'converged'].includes(event.kind)) return 'good';
-    return 'neutral';
-  }
-
-  function eventSummary(event) {
-    const parts = [];
-    if (event.kind === 'provisioning_scan') parts.push(`${event.actor} blocked from phone files`);
-    if (event.route) parts.push(event.route);
-    if (event.site && event.service) parts.push(`${event.site} ${event.service}`);
-    if (event.from && event.to) parts.push(`${event.from} → ${event.to}`);
-    if (event.active_site && event.route) parts.push(`phones on ${event.active_site}`);
-    return parts.join(' · ');
-  }
-
-  /// A blocked scanner's source is in the summary; it is nobody to name.
+  /// Mirrors event_row() in dashboard.rs: the API says how an event reads (label,
+  /// tone, summary); a blocked scanner's source is in the summary, nobody to name.
   function eventActor(event) {
     return event.kind === 'provisioning_scan' ? '' : `by ${event.actor}`;
   }
@@ -250,13 +228,13 @@
     const shown = Array.from(list.children, (item) => item.dataset.id).join(',');
     if (shown === events.map((event) => String(event.id)).join(',')) return;
     const items = events.map((event) => {
-      const item = make('li', `event tone-${eventTone(event)}`);
+      const item = make('li', `event tone-${event.tone}`);
       item.dataset.testid = 'event';
       item.dataset.id = String(event.id);
       const when = make('div', 'when');
       when.append(timeNode(event.at), ' ', make('span', 'abs', absolute(event.at)));
       const what = make('div', 'what');
-      what.append(make('span', 'kind', event.kind), ' ', make('span', 'summary', eventSummary(event)));
+      what.append(make('span', 'kind', event.label), ' ', make('span', 'summary', event.summary));
       const why = make('div', 'why');
       why.append(make('span', 'reason', event.reason));
       const actor = eventActor(event);

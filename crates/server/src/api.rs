@@ -12,7 +12,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchback_core::{Route, ServiceId};
+use switchback_core::engine::Tone;
+use switchback_core::{Event, EventKind, Route, RouteState, ServiceId, ServiceKind, SiteNames};
 use switchback_provisioning::{Mac, Vendor};
 
 use crate::error::ApiError;
@@ -197,19 +198,70 @@ pub struct EventsQuery {
     pub(crate) limit: Option<u32>,
 }
 
+/// An event as the API and the dashboard show it: the stored fields, plus how it reads
+/// (`label`, `tone`, `summary`), so that no client keeps its own copy of the wording.
 #[derive(Debug, Serialize)]
 pub struct EventView {
     pub id: i64,
     pub at: DateTime<Utc>,
-    pub kind: &'static str,
+    pub kind: EventKind,
+    /// `route failed over`, `service down`, `phones converged`, …
+    pub label: &'static str,
+    pub tone: Tone,
+    /// One line: route, site and service, the change, where phones are.
+    pub summary: String,
     pub route: Option<Route>,
     pub site: Option<String>,
-    pub service: Option<&'static str>,
-    pub from: Option<&'static str>,
-    pub to: Option<&'static str>,
+    pub service: Option<ServiceKind>,
+    pub from: Option<RouteState>,
+    pub to: Option<RouteState>,
     pub active_site: Option<String>,
     pub reason: String,
     pub actor: String,
+}
+
+impl EventView {
+    pub(crate) fn new(id: i64, e: Event, names: &SiteNames) -> Self {
+        let site = e.service.map(|s| names.get(s.role).to_owned());
+        let active_site = e.active.map(|r| names.get(r).to_owned());
+        let scan = e.kind == EventKind::ProvisioningScan;
+        let mut parts = Vec::new();
+        if scan {
+            parts.push(format!("{} blocked from phone files", e.actor));
+        }
+        if let Some(route) = e.route {
+            parts.push(route.as_str().to_owned());
+        }
+        if let (Some(site), Some(service)) = (&site, e.service) {
+            parts.push(format!("{site} {}", service.kind.as_str()));
+        }
+        // An operator holding a route where it is changes its mode, not its state.
+        match (e.from, e.to) {
+            (Some(from), Some(to)) if from != to => {
+                parts.push(format!("{} → {}", from.as_str(), to.as_str()))
+            }
+            _ => {}
+        }
+        if let (Some(site), Some(_)) = (&active_site, e.route) {
+            parts.push(format!("phones on {site}"));
+        }
+        Self {
+            id,
+            at: e.at,
+            kind: e.kind,
+            label: e.label(),
+            tone: e.tone(),
+            summary: parts.join(" · "),
+            route: e.route,
+            site,
+            service: e.service.map(|s| s.kind),
+            from: e.from,
+            to: e.to,
+            active_site,
+            reason: e.reason,
+            actor: e.actor,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -247,25 +299,8 @@ pub(crate) async fn events_page(state: &AppState, query: EventsQuery) -> Result<
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let stored = state.store.events(query.before, limit).await?;
     let next_before = if stored.len() == limit as usize { stored.last().map(|e| e.id) } else { None };
-    let events = stored
-        .into_iter()
-        .map(|stored| {
-            let e = stored.event;
-            EventView {
-                id: stored.id,
-                at: e.at,
-                kind: e.kind.as_str(),
-                route: e.route,
-                site: e.service.map(|s| state.site_name(s.role).to_owned()),
-                service: e.service.map(|s| s.kind.as_str()),
-                from: e.from.map(|s| s.as_str()),
-                to: e.to.map(|s| s.as_str()),
-                active_site: e.active.map(|r| state.site_name(r).to_owned()),
-                reason: e.reason,
-                actor: e.actor,
-            }
-        })
-        .collect();
+    let events =
+        stored.into_iter().map(|stored| EventView::new(stored.id, stored.event, &state.site_names)).collect();
     Ok(EventsPage { events, next_before })
 }
 

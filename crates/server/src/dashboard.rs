@@ -11,7 +11,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use switchback_core::{Role, Route, ServiceId, ServiceKind};
+use switchback_core::{EventKind, Role, Route, ServiceId, ServiceKind};
 
 use crate::api::{self, EventView, EventsQuery, PhoneView, PhonesQuery, RouteStatus, ServiceStatus, Status};
 use crate::auth::SessionView;
@@ -115,7 +115,7 @@ struct Convergence {
 struct EventRow {
     id: i64,
     at: Stamp,
-    kind: &'static str,
+    label: &'static str,
     tone: &'static str,
     summary: String,
     reason: String,
@@ -345,41 +345,17 @@ fn duration_words(seconds: u64) -> String {
     }
 }
 
-/// Mirrors `eventTone()`, `eventSummary()` and `eventActor()` in dashboard.js.
+/// Mirrors `renderEvents()` in dashboard.js; the wording comes from the API's view.
 fn event_row(e: &EventView, now: DateTime<Utc>) -> EventRow {
-    let scan = e.kind == "provisioning_scan";
-    let tone = match (e.kind, e.to) {
-        ("service_down" | "both_down" | "monitor_blind" | "safety_net_gone", _) => "bad",
-        ("transition", Some("failed_over")) => "bad",
-        ("transition", Some("failing")) | ("provisioning_scan", _) => "warn",
-        ("transition", Some("recovering")) | ("failback_ready", _) => "info",
-        ("service_up" | "monitor_sighted" | "converged", _) | ("transition", Some("primary")) => "good",
-        ("operator", _) => "op",
-        _ => "neutral",
-    };
-    let mut parts = Vec::new();
-    if scan {
-        parts.push(format!("{} blocked from phone files", e.actor));
-    }
-    if let Some(route) = e.route {
-        parts.push(route.as_str().to_owned());
-    }
-    if let (Some(site), Some(service)) = (&e.site, e.service) {
-        parts.push(format!("{site} {service}"));
-    }
-    if let (Some(from), Some(to)) = (e.from, e.to) {
-        parts.push(format!("{from} → {to}"));
-    }
-    if let (Some(site), Some(_)) = (&e.active_site, e.route) {
-        parts.push(format!("phones on {site}"));
-    }
+    let scan = e.kind == EventKind::ProvisioningScan;
     EventRow {
         id: e.id,
         at: Stamp::new(e.at, now),
-        kind: e.kind,
-        tone,
-        summary: parts.join(" · "),
+        label: e.label,
+        tone: e.tone.as_str(),
+        summary: e.summary.clone(),
         reason: e.reason.clone(),
+        // A blocked scanner's source is in the summary; it is nobody to name.
         actor: if scan { String::new() } else { format!("by {}", e.actor) },
     }
 }
@@ -398,6 +374,7 @@ fn stale_row(p: &PhoneView, now: DateTime<Utc>) -> StaleRow {
 #[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
     use super::*;
+    use switchback_core::{Event, RouteState, SiteNames};
 
     #[test]
     fn relative_times_read_like_the_script_writes_them() {
@@ -490,25 +467,31 @@ mod tests {
     #[test]
     fn a_blocked_scan_reads_as_a_warning_about_its_source() {
         let now = Utc::now();
-        let event = EventView {
-            id: 9,
-            at: now,
-            kind: "provisioning_scan",
-            route: None,
-            site: None,
-            service: None,
-            from: None,
-            to: None,
-            active_site: None,
-            reason: "20 bad phone-file requests within 10m; blocked for 1h".to_owned(),
-            actor: "2001:db8:1:2::/64".to_owned(),
-        };
-        let row = event_row(&event, now);
-        assert_eq!(row.tone, "warn");
+        let names = SiteNames::new("chicago", "virginia");
+        let scan = Event::note(
+            now,
+            EventKind::ProvisioningScan,
+            "2001:db8:1:2::/64",
+            "20 bad phone-file requests within 10m; blocked for 1h",
+        );
+        let row = event_row(&EventView::new(9, scan, &names), now);
+        assert_eq!((row.label, row.tone), ("source blocked for scanning", "warn"));
         assert_eq!(row.summary, "2001:db8:1:2::/64 blocked from phone files");
         assert_eq!(row.actor, "");
-        let operator = EventView { kind: "operator", actor: "alice".to_owned(), ..event };
-        assert_eq!(event_row(&operator, now).actor, "by alice");
+    }
+
+    #[test]
+    fn an_operator_holding_a_route_reads_as_what_they_did_without_a_no_change_arrow() {
+        let now = Utc::now();
+        let names = SiteNames::new("chicago", "virginia");
+        let mut pause = Event::note(now, EventKind::Operator, "alice", "maintenance window");
+        pause.route = Some(Route::Stun);
+        (pause.from, pause.to, pause.active) =
+            (Some(RouteState::FailedOver), Some(RouteState::FailedOver), Some(Role::Backup));
+        let row = event_row(&EventView::new(3, pause, &names), now);
+        assert_eq!((row.label, row.tone), ("operator action", "operator"));
+        assert_eq!(row.summary, "stun · phones on virginia");
+        assert_eq!(row.actor, "by alice");
     }
 
     #[tokio::test]

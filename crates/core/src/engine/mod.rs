@@ -5,6 +5,7 @@
 //! caller persists the [`Step`]'s next state and events before acting on them.
 
 mod evaluate;
+mod meaning;
 mod operator;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::MonitorConfig;
 use crate::model::{CheckResult, Role, Route, ServiceId};
 
+pub use meaning::Tone;
 pub use operator::{Action, OperatorError};
 
 /// Where a route is in its failover cycle.
