@@ -15,10 +15,16 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Phones send no body; operator actions send a short form.
 const BODY_LIMIT: usize = 16 * 1024;
 
+/// Every line logged while serving a request carries its method and path; never the
+/// query (a login redirect's) or headers (credentials).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+}
+
 pub fn stack(router: Router) -> Router {
     router
         .layer(CatchPanicLayer::new())
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
 }
