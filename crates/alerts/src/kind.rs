@@ -140,10 +140,17 @@ impl AlertKind {
             AlertKind::ProvisioningScan => {
                 (IncidentAction::Trigger, format!("switchback/provisioning/{}", event.actor), "warning")
             }
+            // An operator bringing a route home ends its outage as a failback does.
+            AlertKind::Operator if brought_home(event) => (IncidentAction::Resolve, route_key(route), "info"),
             AlertKind::StateChange | AlertKind::Operator | AlertKind::Converged => return None,
         };
         Some(Incident { action, dedup_key, severity })
     }
+}
+
+/// An operator's failback: the route left the backup for the primary.
+fn brought_home(event: &Event) -> bool {
+    event.to == Some(RouteState::Primary) && event.from.is_some_and(|from| from != RouteState::Primary)
 }
 
 /// The one route a primary service's failure moves (sip: softswitch and database; stun: stun).

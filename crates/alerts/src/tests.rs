@@ -254,3 +254,20 @@ fn slack_text_from_outside_cannot_mention_or_link() {
     let change = transition(Route::Sip, RouteState::Primary, RouteState::Failing, Role::Primary);
     assert!(slack_text(&message(&change)).contains("primary -&gt; failing"));
 }
+
+#[test]
+fn an_operator_failback_resolves_the_routes_incident_and_a_forced_failover_pages_nobody() {
+    let key = SecretString::from("R0UT1NG");
+    let mut home = transition(Route::Sip, RouteState::FailedOver, RouteState::Primary, Role::Primary);
+    home.kind = EventKind::Operator;
+    home.actor = "alice".to_owned();
+    let prepared =
+        pagerduty::prepare(&message(&home), &key).ok().flatten().unwrap_or_else(|| panic!("no body"));
+    let body: serde_json::Value = serde_json::from_str(&prepared.body).unwrap_or_default();
+    assert_eq!(body["event_action"], "resolve");
+    assert_eq!(body["dedup_key"], "switchback/route/sip", "the key the failover triggered");
+
+    let mut away = transition(Route::Sip, RouteState::Primary, RouteState::FailedOver, Role::Backup);
+    away.kind = EventKind::Operator;
+    assert!(pagerduty::prepare(&message(&away), &key).ok().flatten().is_none());
+}
