@@ -490,8 +490,16 @@ impl AlertConfig {
     fn validate(&self, key: &str) -> Result<(), ConfigError> {
         validate_http_url(&format!("{key}.url"), &self.url)?;
         if let Some(secret) = &self.secret {
-            if !secret.expose_secret().starts_with("whsec_") {
+            let Some(encoded) = secret.expose_secret().strip_prefix("whsec_") else {
                 return Err(ConfigError::invalid(format!("{key}.secret"), "must start with `whsec_`"));
+            };
+            // Checked now: a secret that cannot key the HMAC would fail every alert, for ever.
+            let decoded = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded);
+            if !decoded.is_ok_and(|key| !key.is_empty()) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.secret"),
+                    "must be `whsec_` followed by base64 (as the receiver shows it)",
+                ));
             }
         }
         if self.format == AlertFormat::Pagerduty && self.routing_key.is_none() {

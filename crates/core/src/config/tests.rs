@@ -153,6 +153,13 @@ fn alert_mistakes_are_refused() {
     let err = error_of(&bad_secret);
     assert!(err.contains("alerts[0].secret") && !err.contains("hunter2"), "{err}");
 
+    let not_base64 = GOOD.replace("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_not base64!");
+    let err = error_of(&not_base64);
+    assert!(
+        err.contains("alerts[0].secret") && err.contains("base64") && !err.contains("not base64!"),
+        "{err}"
+    );
+
     let pagerduty = GOOD.replace("format = \"generic\"", "format = \"pagerduty\"");
     assert!(error_of(&pagerduty).contains("alerts[0].routing_key"));
 
