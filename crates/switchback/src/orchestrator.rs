@@ -148,6 +148,7 @@ impl Orchestrator {
             metrics: self.metrics.clone(),
             access: self.access.clone(),
             store_health: self.store_health.clone(),
+            recent_checks: self.decider.recent_checks(),
             poll_interval: self.config.phones.poll_interval,
             demo: self.demo,
         }
@@ -182,7 +183,7 @@ impl Orchestrator {
             interval = %humantime::format_duration(this.config.monitor.interval),
             "switchback running"
         );
-        let router = switchback_server::router(this.app_state(), extra);
+        let router = switchback_server::router(this.app_state(), extra, &shutdown);
         let listeners = Listeners { plain: listener, tls: tls_listener };
         let server = tokio::spawn(switchback_server::serve(
             listeners,
