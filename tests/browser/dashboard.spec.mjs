@@ -2,6 +2,8 @@
 // `switchback demo`: logged out, see the routes but no phones or events (and the page
 // never asks for them); log in, see every route on the primary, break the primary
 // softswitch, watch sip fail over and the phones converge, force a failback, log out.
+// The status comes pushed over /api/stream: the page never polls /api/status while the
+// stream is up, and shows a failover within a second of the API.
 //
 //   SWITCHBACK_BIN=target/debug/switchback node tests/browser/dashboard.spec.mjs
 //
@@ -41,6 +43,10 @@ const problems = []; // console errors, page errors, CSP violations
 const PRIVATE_READS = ['/api/events', '/api/phones', '/api/alerts'];
 const privateReads = [];
 let statusPolls = 0;
+/// `status` events the page received over /api/stream, seen through the DevTools protocol.
+let statusEvents = 0;
+/// How soon a route change in /api/status must show on the page.
+const PUSHED_WITHIN = 1_000;
 
 function log(message) {
   console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${message}`);
@@ -150,6 +156,11 @@ async function launch() {
   });
   page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(STEP_DEADLINE);
+  const devtools = await context.newCDPSession(page);
+  await devtools.send('Network.enable');
+  devtools.on('Network.eventSourceMessageReceived', (message) => {
+    if (message.eventName === 'status') statusEvents += 1;
+  });
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   page.on('request', (request) => {
     const path = new URL(request.url()).pathname;
@@ -166,6 +177,39 @@ async function launch() {
     log(`confirm: ${dialog.message()}`);
     dialog.accept();
   });
+}
+
+/// A page whose stream is refused (503, as when too many are open) polls /api/status
+/// every 2 s instead, and stops polling once its stream is back.
+async function fallBackToPolling(base) {
+  const other = await context.newPage();
+  let polls = 0;
+  let events = 0;
+  other.on('request', (request) => {
+    if (new URL(request.url()).pathname === '/api/status') polls += 1;
+  });
+  const devtools = await context.newCDPSession(other);
+  await devtools.send('Network.enable');
+  devtools.on('Network.eventSourceMessageReceived', (message) => {
+    if (message.eventName === 'status') events += 1;
+  });
+  await other.route('**/api/stream', (route) => route.fulfill({
+    status: 503,
+    contentType: 'application/json',
+    body: JSON.stringify({ error: 'too many dashboard streams are open; poll /api/status instead' }),
+  }));
+  await other.goto(`${base}/`);
+  await until('the status polled while the stream is refused', async () => ({ ok: polls >= 2, seen: polls }));
+  if (events !== 0) throw new Error(`${events} status events over a refused stream`);
+  if ((await other.getByTestId('updated').textContent()) !== 'live') throw new Error('the polled page is not live');
+  await other.unroute('**/api/stream');
+  await until('the stream back', async () => ({ ok: events >= 1, seen: { events, polls } }));
+  const pollsBack = polls;
+  await until('another status event', async () => ({ ok: events >= 2, seen: { events, polls } }));
+  // A poll already on its way when the stream came back may still be counted.
+  if (polls > pollsBack + 1) throw new Error(`${polls - pollsBack} status polls after the stream came back`);
+  log(`stream refused: ${pollsBack} status polls; stream back: ${events} events, ${polls - pollsBack} polls since`);
+  await other.close();
 }
 
 async function run() {
@@ -188,11 +232,13 @@ async function run() {
   for (const testid of ['events', 'event', 'stale-phones']) {
     if ((await page.getByTestId(testid).count()) !== 0) throw new Error(`${testid} shown while logged out`);
   }
-  const pollsBefore = statusPolls;
-  await until('two more polls while logged out', async () => ({ ok: statusPolls >= pollsBefore + 2, seen: statusPolls }));
+  const eventsBefore = statusEvents;
+  await until('two more status events while logged out', async () => ({ ok: statusEvents >= eventsBefore + 2, seen: statusEvents }));
+  if (statusPolls !== 0) throw new Error(`the page polled /api/status ${statusPolls} times while its stream was up`);
   if (privateReads.length) throw new Error(`the logged-out page asked for ${privateReads.join(', ')}`);
-  log(`logged out: ${statusPolls} status polls, no events or phones asked for`);
+  log(`logged out: ${statusEvents} status events over the stream, no status polls, no events or phones asked for`);
   await screenshot('logged-out');
+  await fallBackToPolling(base);
 
   // 2. A wrong token is refused with a message.
   await page.getByTestId('login-name').fill('night shift');
@@ -206,6 +252,7 @@ async function run() {
   await page.getByTestId('login-token').fill(TOKEN);
   await Promise.all([page.waitForURL(`${base}/`), page.getByTestId('login-submit').click()]);
   await expectText('who-name', 'night shift');
+  const pollsLoggedIn = statusPolls; // the old page's, if any, are behind us
   await expectVisible('logout');
   await expectVisible('action-sip-failback');
   if ((await page.getByTestId('events-login').count()) !== 0) throw new Error('the login note after login');
@@ -244,8 +291,15 @@ async function run() {
   log(`primary softswitch down: ${await text('service-primary-softswitch-reason')}`);
   await screenshot('softswitch-broken');
 
-  // 5. sip fails over; stun stays; the phones fetch the new generation.
-  await expectText('route-sip-state', 'failed_over');
+  // 5. sip fails over (on the page within a second of the API, pushed); stun stays; the
+  // phones fetch the new generation.
+  await until('sip failed over in /api/status', async () => {
+    const status = await (await fetch(`${base}/api/status`)).json();
+    return { ok: status.routes.sip.state === 'failed_over', seen: status.routes.sip.state };
+  });
+  const failedOverAt = Date.now();
+  await expectText('route-sip-state', 'failed_over', PUSHED_WITHIN);
+  log(`sip failed over on the page ${Date.now() - failedOverAt} ms after /api/status showed it`);
   const backupSite = await text('route-sip-active');
   if (backupSite === primarySite) throw new Error(`sip failed over but still points at ${primarySite}`);
   await expectText('route-stun-state', 'primary');
@@ -271,6 +325,10 @@ async function run() {
     const seen = await page.getByTestId('event').allTextContents();
     return { ok: seen.some((e) => e.includes('softswitch mended') && e.includes('by night shift')), seen: seen.slice(0, 3) };
   });
+  if (statusPolls !== pollsLoggedIn) {
+    throw new Error(`the page polled /api/status ${statusPolls - pollsLoggedIn} times while its stream was up`);
+  }
+  log(`logged in: ${statusEvents} status events in all, no status polls`);
   await screenshot('failed-back');
 
   // 6b. A scanner walks MACs: the block appears with its event, and the operator lifts it.

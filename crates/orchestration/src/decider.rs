@@ -8,7 +8,7 @@ use switchback_core::engine::OperatorError;
 use switchback_core::SiteNames;
 use switchback_core::{Action, CheckResult, Clock, EngineState, Event, Route, Rules, Step};
 use switchback_server::health::StoreHealth;
-use switchback_server::{Control, ControlError, Metrics};
+use switchback_server::{Control, ControlError, Metrics, RecentChecks};
 use switchback_store::Store;
 use tokio::sync::{watch, Mutex, Notify};
 use tracing::Instrument;
@@ -25,6 +25,8 @@ pub struct Decider {
     alert_wake: Arc<Notify>,
     /// Told of every save that failed or went through.
     store_health: Arc<StoreHealth>,
+    /// Every round's results, for the status page; seeded from the store.
+    recent_checks: Arc<RecentChecks>,
     /// Held across a step and its save, so rounds and operator actions never interleave.
     state: Mutex<Held>,
     published: watch::Sender<EngineState>,
@@ -68,6 +70,7 @@ impl Decider {
             None => EngineState::new(clock.now()),
         };
         let (published, _) = watch::channel(state.clone());
+        let recent_checks = Arc::new(RecentChecks::from_store(&*store).await?);
         Ok(Self {
             store,
             rules,
@@ -77,6 +80,7 @@ impl Decider {
             webhooks,
             alert_wake,
             store_health,
+            recent_checks,
             state: Mutex::new(Held { state, unsaved: Vec::new() }),
             published,
         })
@@ -87,9 +91,15 @@ impl Decider {
         self.published.subscribe()
     }
 
+    /// Each service's latest checks, as the rounds saw them.
+    pub fn recent_checks(&self) -> Arc<RecentChecks> {
+        self.recent_checks.clone()
+    }
+
     /// Applies a round of checks; answers whether the scheduler should re-check soon.
     pub async fn apply_round(&self, results: Vec<CheckResult>) -> Result<bool, DecideError> {
         self.metrics.observe_checks(&results);
+        self.recent_checks.observe(&results);
         let mut held = self.state.lock().await;
         let Held { state, unsaved } = &mut *held;
         let mut results = results;

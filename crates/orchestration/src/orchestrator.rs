@@ -117,6 +117,7 @@ impl Orchestrator {
             metrics: self.metrics.clone(),
             access: self.access.clone(),
             store_health: self.store_health.clone(),
+            recent_checks: self.decider.recent_checks(),
             poll_interval: self.config.phones.poll_interval,
             demo: self.demo,
         }

@@ -3,8 +3,11 @@
 //! the fetches of one phone fold into one record (its latest fetch and how many it
 //! stands for), so memory is bounded by the inventory however long the store is away,
 //! and no fetch is ever dropped.
+//!
+//! The convergence counts (phones per generation and vendor, phones seen since a moment)
+//! are kept as fetches are recorded, so that reading them does not walk the inventory.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -42,7 +45,16 @@ impl PhoneFetch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LastFetch {
     pub generation: u64,
+    pub vendor: Vendor,
     pub at: DateTime<Utc>,
+}
+
+impl LastFetch {
+    /// Whether a phone last seen this way counts as seen since `since`. Whole seconds,
+    /// like [`FetchLog::seen_since`], so that a list of phones and the counts agree.
+    pub fn seen_since(last: Option<LastFetch>, since: DateTime<Utc>) -> bool {
+        last.is_some_and(|l| l.at.timestamp() >= since.timestamp())
+    }
 }
 
 /// Fetches waiting to be flushed, and each phone's latest fetch for convergence counts.
@@ -56,8 +68,10 @@ struct Inner {
     /// Each phone's fetches since the last flush, folded into one record.
     pending: HashMap<Mac, PhoneFetch>,
     latest: HashMap<Mac, LastFetch>,
-    /// How many phones last fetched each generation.
-    per_generation: HashMap<u64, usize>,
+    /// How many phones last fetched each generation, by vendor.
+    per_generation: BTreeMap<(u64, Vendor), usize>,
+    /// How many phones were last seen in each second (Unix time).
+    per_second: BTreeMap<i64, usize>,
 }
 
 impl FetchLog {
@@ -71,7 +85,10 @@ impl FetchLog {
 
     pub fn record(&self, fetch: PhoneFetch) {
         let mut inner = self.lock();
-        inner.set_latest(fetch.mac, LastFetch { generation: fetch.generation, at: fetch.at });
+        inner.set_latest(
+            fetch.mac,
+            LastFetch { generation: fetch.generation, vendor: fetch.vendor, at: fetch.at },
+        );
         inner.add_pending(fetch);
     }
 
@@ -99,7 +116,19 @@ impl FetchLog {
 
     /// How many phones last fetched `generation`.
     pub fn on_generation(&self, generation: u64) -> usize {
-        self.lock().per_generation.get(&generation).copied().unwrap_or(0)
+        let inner = self.lock();
+        Vendor::ALL.into_iter().map(|vendor| inner.on_generation(generation, vendor)).sum()
+    }
+
+    /// How many phones of `vendor` last fetched `generation`.
+    pub fn on_generation_of(&self, generation: u64, vendor: Vendor) -> usize {
+        self.lock().on_generation(generation, vendor)
+    }
+
+    /// How many phones fetched a file since `since` (in whole seconds: see
+    /// [`LastFetch::seen_since`]). Sums one count per second of the span, not per phone.
+    pub fn seen_since(&self, since: DateTime<Utc>) -> usize {
+        self.lock().per_second.range(since.timestamp()..).map(|(_, count)| count).sum()
     }
 
     /// Each phone's latest fetch.
@@ -122,17 +151,33 @@ impl Inner {
         }
     }
 
+    fn on_generation(&self, generation: u64, vendor: Vendor) -> usize {
+        self.per_generation.get(&(generation, vendor)).copied().unwrap_or(0)
+    }
+
     fn set_latest(&mut self, mac: Mac, last: LastFetch) {
         if let Some(previous) = self.latest.insert(mac, last) {
-            if let Some(count) = self.per_generation.get_mut(&previous.generation) {
-                *count = count.saturating_sub(1);
-            }
+            decrement(&mut self.per_generation, (previous.generation, previous.vendor));
+            decrement(&mut self.per_second, previous.at.timestamp());
         }
-        *self.per_generation.entry(last.generation).or_default() += 1;
+        *self.per_generation.entry((last.generation, last.vendor)).or_default() += 1;
+        *self.per_second.entry(last.at.timestamp()).or_default() += 1;
+    }
+}
+
+/// Takes one from a count, and forgets a count that reaches zero so that neither map
+/// outgrows the phones it counts.
+fn decrement<K: Ord>(counts: &mut BTreeMap<K, usize>, key: K) {
+    if let std::collections::btree_map::Entry::Occupied(mut slot) = counts.entry(key) {
+        *slot.get_mut() -= 1;
+        if *slot.get() == 0 {
+            slot.remove();
+        }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
 mod tests {
     use super::*;
 
@@ -167,6 +212,73 @@ mod tests {
         assert_eq!(log.on_generation(2), 1);
         assert_eq!(pending(&log), [("001565000001".to_owned(), 2, 3), ("001565000002".to_owned(), 1, 1)]);
         assert!(log.take_pending().is_empty());
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH + chrono::Duration::seconds(seconds)
+    }
+
+    #[test]
+    fn convergence_counts_follow_each_phone_to_its_latest_fetch() {
+        let log = FetchLog::default();
+        let linksys =
+            |mac: &str, generation: u64| PhoneFetch { vendor: Vendor::Linksys, ..fetch(mac, generation) };
+        log.record(fetch("001565000001", 1));
+        log.record(linksys("001565000002", 1));
+        log.record(linksys("001565000003", 2));
+        assert_eq!(log.on_generation_of(1, Vendor::Yealink), 1);
+        assert_eq!(log.on_generation_of(1, Vendor::Linksys), 1);
+        assert_eq!(log.on_generation_of(2, Vendor::Linksys), 1);
+        log.record(linksys("001565000002", 2));
+        assert_eq!(log.on_generation_of(1, Vendor::Linksys), 0);
+        assert_eq!(log.on_generation_of(2, Vendor::Linksys), 2);
+        assert_eq!(log.on_generation(2), 2);
+        assert_eq!(log.on_generation(1), 1);
+    }
+
+    #[test]
+    fn phones_seen_since_a_moment_count_whole_seconds_of_their_latest_fetch() {
+        let log = FetchLog::default();
+        let seen_at = |mac: &str, seconds: i64| PhoneFetch { at: at(seconds), ..fetch(mac, 1) };
+        log.record(seen_at("001565000001", 10));
+        log.record(seen_at("001565000002", 20));
+        log.record(seen_at("001565000003", 30));
+        assert_eq!(log.seen_since(at(0)), 3);
+        assert_eq!(log.seen_since(at(20)), 2);
+        assert_eq!(log.seen_since(at(31)), 0);
+        // Within the second of the moment counts as seen, as a single phone's check says.
+        let half_past = at(20) + chrono::Duration::milliseconds(500);
+        assert_eq!(log.seen_since(half_past), 2);
+        assert!(LastFetch::seen_since(log.latest(Mac::parse("001565000002").unwrap()), half_past));
+        assert!(!LastFetch::seen_since(None, at(0)));
+        // A phone seen again leaves its old second.
+        log.record(seen_at("001565000001", 40));
+        assert_eq!(log.seen_since(at(31)), 1);
+        assert_eq!(log.seen_since(at(0)), 3);
+    }
+
+    #[test]
+    fn seeded_fetches_count_like_recorded_ones() {
+        let log = FetchLog::default();
+        let mac = Mac::parse("001565000001").unwrap();
+        log.seed([(mac, LastFetch { generation: 4, vendor: Vendor::Linksys, at: at(100) })]);
+        assert_eq!(log.on_generation_of(4, Vendor::Linksys), 1);
+        assert_eq!(log.seen_since(at(100)), 1);
+        log.record(PhoneFetch { vendor: Vendor::Linksys, at: at(200), ..fetch("001565000001", 5) });
+        assert_eq!((log.on_generation(4), log.on_generation(5)), (0, 1));
+        assert_eq!(log.seen_since(at(0)), 1);
+    }
+
+    #[test]
+    fn the_counts_hold_one_entry_per_phone_at_most() {
+        let log = FetchLog::default();
+        for n in 0..10_000u64 {
+            log.record(fetch(&format!("0015650000{:02x}", n % 7), n));
+        }
+        let inner = log.lock();
+        assert_eq!(inner.per_second.len(), 7);
+        assert_eq!(inner.per_generation.len(), 7);
+        assert_eq!(inner.per_second.values().sum::<usize>(), 7);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use rayon::prelude::*;
 use secrecy::SecretString;
+use tokio::sync::watch;
 
 use crate::mac::Mac;
 use crate::names::{FileName, CONTENT_TYPE_CFG};
@@ -113,6 +114,8 @@ pub struct Generation {
     number: u64,
     sites: ActiveSites,
     phones: HashMap<Mac, Entry>,
+    /// How many of `phones` are of each vendor, in [`Vendor::ALL`]'s order.
+    per_vendor: [usize; Vendor::ALL.len()],
     /// One file for every `y0000000000xx.cfg`: it carries nothing model-specific.
     yealink_common: PhoneFile,
 }
@@ -137,10 +140,13 @@ impl Generation {
         }
         let common = templates::yealink_common()
             .map_err(|source| RenderError::Template { template: "yealink_common.cfg", source })?;
+        let per_vendor =
+            Vendor::ALL.map(|vendor| by_mac.values().filter(|entry| entry.vendor == vendor).count());
         Ok(Self {
             number,
             sites: sites.clone(),
             phones: by_mac,
+            per_vendor,
             yealink_common: PhoneFile::new(Bytes::from(common), CONTENT_TYPE_CFG),
         })
     }
@@ -156,6 +162,11 @@ impl Generation {
     /// How many phones have a file in this generation.
     pub fn phone_count(&self) -> usize {
         self.phones.len()
+    }
+
+    /// How many phones of `vendor` have a file in this generation.
+    pub fn phone_count_of(&self, vendor: Vendor) -> usize {
+        Vendor::ALL.iter().position(|v| *v == vendor).map_or(0, |i| self.per_vendor[i])
     }
 
     /// The file a name stands for; `None` for an unknown phone or a phone of the other vendor.
@@ -229,6 +240,9 @@ impl fmt::Debug for Generation {
 #[derive(Debug)]
 pub struct Generations {
     current: ArcSwap<Generation>,
+    /// Counts swaps, so that a watcher (the dashboard's) learns of a new generation,
+    /// or of a new inventory under the same number, without polling.
+    swaps: watch::Sender<u64>,
 }
 
 impl Generations {
@@ -238,7 +252,7 @@ impl Generations {
 
     /// Starts with a generation that is already shared (say, with a render-dir writer).
     pub fn from_arc(first: Arc<Generation>) -> Self {
-        Self { current: ArcSwap::new(first) }
+        Self { current: ArcSwap::new(first), swaps: watch::Sender::new(0) }
     }
 
     /// The generation to answer one request from. Hold it for the whole response.
@@ -249,7 +263,19 @@ impl Generations {
     /// Makes `next` current at once and hands back the previous generation. Dropping it
     /// frees every old file, which for 100,000 phones is worth doing off an async thread.
     pub fn swap(&self, next: Generation) -> Arc<Generation> {
-        self.current.swap(Arc::new(next))
+        let old = self.current.swap(Arc::new(next));
+        self.swaps.send_modify(|swaps| *swaps += 1);
+        old
+    }
+
+    /// How many swaps there have been: a new count, a new generation.
+    pub fn swaps(&self) -> u64 {
+        *self.swaps.borrow()
+    }
+
+    /// Changes after every swap.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.swaps.subscribe()
     }
 }
 

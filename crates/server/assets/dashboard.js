@@ -1,13 +1,19 @@
-// switchback dashboard: keeps the server-rendered page live by polling the JSON APIs,
-// and sends the operator's and the lab's button presses. Every value from the server
-// goes into the page through textContent or an attribute, never as HTML. Events and
-// phones need a session: without one (body[data-session]) the script never asks for them.
+// switchback dashboard: keeps the server-rendered page live. The status (routes,
+// services, convergence) comes pushed over `/api/stream`; only while that stream is down
+// does the script poll `/api/status`. Events, blocks and stale phones need a session and
+// are polled, and asked for again at once when the status shows a new generation or
+// route. Every value from the server goes into the page through textContent or an
+// attribute, never as HTML. Without a session (body[data-session]) the script never
+// asks for events or phones.
 'use strict';
 
 (() => {
   const POLL_MS = 2000;
   /// The stale-phone list walks every phone on the server: ask for it less often.
   const STALE_MS = 10000;
+  /// After the server refused the stream (503: too many open), try it again this much
+  /// later; the browser retries a dropped stream by itself.
+  const STREAM_RETRY_MS = 5000;
   const ROUTES = ['sip', 'stun'];
 
   const body = document.body;
@@ -18,14 +24,22 @@
   const csrf = csrfMeta ? csrfMeta.content : '';
   const sites = { primary: body.dataset.primarySite, backup: body.dataset.backupSite };
 
-  let skewMs = 0; // the server's clock minus ours, from each answer's Date header
+  // The server's clock minus ours: from the page, then from each answer's Date header.
+  const renderedAt = Date.parse(body.dataset.now || '');
+  let skewMs = Number.isNaN(renderedAt) ? 0 : renderedAt - Date.now();
   let lastAnswer = Date.now();
   let timer = null;
   let polling = false;
+  let pollAgain = false;
   let staleFetchedAt = 0;
   let staleShown = document.querySelectorAll('[data-testid="stale-phones"] tbody tr').length;
   const RESULT_MS = 60000; // how long an action's answer stays under its buttons
   let staleCount = null;
+  /// The latest status, from the stream or a poll.
+  let latest = null;
+  let stream = null;
+  /// The stream failed and has not come back yet: the status is polled meanwhile.
+  let streamBroken = false;
 
   const el = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 
@@ -81,6 +95,8 @@
   }
 
   function tickTimes() {
+    // An open stream is live even when nothing changes (the server then sends nothing).
+    if (streaming()) lastAnswer = Date.now();
     for (const node of document.querySelectorAll('time[datetime]')) {
       const text = relative(node.getAttribute('datetime'));
       if (node.textContent !== text) node.textContent = text;
@@ -319,40 +335,107 @@
     el('blocks-none').hidden = rows.length !== 0;
   }
 
-  // ---- the poll loop ----
+  // ---- the stream, and the polls ----
 
+  const streaming = () => stream !== null && stream.readyState === EventSource.OPEN;
+  /// Without EventSource, or while the stream is broken, the status is polled.
+  const statusPolled = () => stream === null || streamBroken;
+
+  /// What a new generation or a route move changes on the session's panels.
+  const moves = (status) => JSON.stringify([status.generation, status.routes]);
+
+  function answered() {
+    lastAnswer = Date.now();
+    el('connection').hidden = true;
+  }
+
+  function showStatus(status) {
+    const moved = latest !== null && moves(latest) !== moves(status);
+    latest = status;
+    renderStatus(status);
+    answered();
+    tickTimes();
+    if (moved) poll();
+  }
+
+  function openStream() {
+    if (typeof EventSource === 'undefined') return;
+    stream = new EventSource('/api/stream');
+    stream.addEventListener('open', () => {
+      streamBroken = false;
+    });
+    stream.addEventListener('status', (event) => {
+      streamBroken = false;
+      let status;
+      try {
+        status = JSON.parse(event.data);
+      } catch (err) {
+        console.warn('switchback dashboard: a status event that is not JSON:', err);
+        return;
+      }
+      showStatus(status);
+    });
+    stream.addEventListener('error', () => {
+      // CONNECTING: the browser reconnects by itself. CLOSED: the server refused the
+      // stream (503 when too many are open): try again later. Either way, poll meanwhile.
+      streamBroken = true;
+      if (stream.readyState === EventSource.CLOSED) {
+        stream.close();
+        setTimeout(openStream, STREAM_RETRY_MS);
+      }
+      poll();
+    });
+  }
+
+  /// Whatever the stream does not bring: the status while the stream is down, and the
+  /// panels that need a session.
   async function poll() {
-    if (polling) return;
+    if (polling) {
+      pollAgain = true;
+      return;
+    }
     polling = true;
     clearTimeout(timer);
     try {
       const [status, events, lab, blocks] = await Promise.all([
-        getJSON('/api/status'),
+        statusPolled() ? getJSON('/api/status') : Promise.resolve(null),
         getSessionJSON('/api/events?limit=20'),
         demo ? getJSON('/demo') : Promise.resolve(null),
         getSessionJSON('/api/provisioning/blocks'),
       ]);
-      renderStatus(status);
+      // The stream may have come back while this poll was out: it is newer.
+      if (status && statusPolled()) {
+        latest = status;
+        renderStatus(status);
+      }
       if (events) renderEvents(events.events);
       if (blocks) renderBlocks(blocks.blocks);
       if (lab) renderLab(lab);
-      const staleChanged = staleCount !== status.phones.stale;
-      staleCount = status.phones.stale;
-      const wantStale = loggedIn && (status.phones.stale > 0 || staleShown > 0);
-      if (wantStale && (staleChanged || Date.now() - staleFetchedAt > STALE_MS)) {
-        staleFetchedAt = Date.now();
-        const stale = await getSessionJSON('/api/phones?stale=true&limit=50');
-        if (stale) renderStale(stale);
-      }
-      lastAnswer = Date.now();
-      el('connection').hidden = true;
+      if (latest) await pollStale(latest);
+      answered();
     } catch (err) {
-      el('connection').hidden = false;
+      if (statusPolled()) el('connection').hidden = false;
       console.warn('switchback dashboard: refresh failed:', err);
     } finally {
       polling = false;
       tickTimes();
-      timer = setTimeout(poll, POLL_MS);
+      if (pollAgain) {
+        pollAgain = false;
+        poll();
+      } else {
+        timer = setTimeout(poll, POLL_MS);
+      }
+    }
+  }
+
+  async function pollStale(status) {
+    const staleChanged = staleCount !== status.phones.stale;
+    staleCount = status.phones.stale;
+    const wantStale = loggedIn && (status.phones.stale > 0 || staleShown > 0);
+    if (wantStale && (staleChanged || Date.now() - staleFetchedAt > STALE_MS)) {
+      staleFetchedAt = Date.now();
+      const stale = await getSessionJSON('/api/phones?stale=true&limit=50');
+      if (stale) renderStale(stale);
     }
   }
 
@@ -498,5 +581,6 @@
   }
 
   setInterval(tickTimes, 1000);
+  openStream();
   poll();
 })();

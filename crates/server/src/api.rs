@@ -1,6 +1,6 @@
-//! The read API: `/api/status` (routes, services, phones, convergence and recent
-//! checks), `/api/events`, `/api/phones`, `/api/alerts` and `/api/openapi.json`.
-//! Status and the description hold no phone data and are open; events, phones and alerts need [`Auth::authorize_read`](crate::auth::Auth::authorize_read).
+//! The read API: `/api/events`, `/api/phones`, `/api/alerts` and `/api/openapi.json`
+//! (`/api/status` and its stream are in [`crate::live`]). The description holds no phone
+//! data and is open; events, phones and alerts need [`Auth::authorize_read`](crate::auth::Auth::authorize_read).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,182 +13,12 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchback_core::engine::Tone;
-use switchback_core::{Event, EventKind, Route, RouteState, ServiceId, ServiceKind, SiteNames};
+use switchback_core::{Event, EventKind, Route, RouteState, ServiceKind, SiteNames};
+use switchback_provisioning::fetch::LastFetch;
 use switchback_provisioning::{Mac, Vendor};
 
 use crate::error::ApiError;
 use crate::AppState;
-
-/// How many recent checks each service shows.
-const RECENT_CHECKS: u32 = 20;
-
-#[derive(Debug, Serialize)]
-pub struct Status {
-    pub generation: u64,
-    /// Whether the store takes writes: while it does not, nothing is decided.
-    pub store: StoreView,
-    pub routes: Routes,
-    pub services: Vec<ServiceStatus>,
-    pub phones: Phones,
-    /// Every probe of both sites failed in the latest round.
-    pub monitor_blind: bool,
-    /// `switchback demo` is running: the dashboard offers break and mend buttons.
-    pub demo: bool,
-    /// Webhook deliveries by status.
-    pub alerts: switchback_store::AlertCounts,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Routes {
-    pub sip: RouteStatus,
-    pub stun: RouteStatus,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RouteStatus {
-    pub state: &'static str,
-    pub active_site: String,
-    pub active_role: &'static str,
-    pub since: DateTime<Utc>,
-    pub reason: String,
-    pub mode: &'static str,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ServiceStatus {
-    pub site: String,
-    pub role: &'static str,
-    pub kind: &'static str,
-    pub healthy: Option<bool>,
-    pub checked_at: Option<DateTime<Utc>>,
-    pub latency_ms: Option<u64>,
-    pub reason: Option<String>,
-    /// The latest checks, newest first.
-    pub recent: Vec<RecentCheck>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RecentCheck {
-    pub healthy: bool,
-    pub checked_at: DateTime<Utc>,
-    pub latency_ms: Option<u64>,
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Phones {
-    pub total: usize,
-    pub on_current_generation: usize,
-    pub by_vendor: HashMap<Vendor, VendorCount>,
-    /// Phones not seen for more than three poll intervals (or never).
-    pub stale: usize,
-    pub stale_after_seconds: u64,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct VendorCount {
-    pub total: usize,
-    pub on_current_generation: usize,
-}
-
-pub async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    let engine = state.engine.borrow().clone();
-    let generation = state.generations.current();
-    let route = |route: Route| {
-        let r = engine.route(route);
-        RouteStatus {
-            state: r.state.as_str(),
-            active_site: state.site_name(r.active).to_owned(),
-            active_role: r.active.as_str(),
-            since: r.since,
-            reason: r.reason.clone(),
-            mode: r.mode.as_str(),
-        }
-    };
-    let mut services = Vec::new();
-    for service in ServiceId::all() {
-        let track = engine.service(service);
-        // History is a nicety: while the store is away the live state still shows.
-        let recent = state
-            .store_health
-            .read(state.store.recent_checks(service, RECENT_CHECKS))
-            .await
-            .unwrap_or_default();
-        services.push(ServiceStatus {
-            site: state.site_name(service.role).to_owned(),
-            role: service.role.as_str(),
-            kind: service.kind.as_str(),
-            healthy: track.healthy,
-            checked_at: track.checked_at,
-            latency_ms: track.latency_ms,
-            reason: track.reason.clone(),
-            recent: recent
-                .into_iter()
-                .map(|c| RecentCheck {
-                    healthy: c.healthy,
-                    checked_at: c.checked_at,
-                    latency_ms: c.latency.map(switchback_core::model::latency_ms),
-                    reason: c.reason,
-                })
-                .collect(),
-        });
-    }
-    Ok(Json(Status {
-        generation: generation.number(),
-        routes: Routes { sip: route(Route::Sip), stun: route(Route::Stun) },
-        services,
-        phones: convergence(&state, &generation),
-        monitor_blind: engine.blind,
-        demo: state.demo,
-        alerts: state.store_health.read(state.store.alert_counts()).await.unwrap_or_default(),
-        store: StoreView::of(&state),
-    }))
-}
-
-#[derive(Debug, Serialize)]
-pub struct StoreView {
-    pub up: bool,
-    /// The database's own message for the latest refused write.
-    pub error: Option<String>,
-}
-
-impl StoreView {
-    fn of(state: &AppState) -> Self {
-        let error = state.store_health.fault();
-        Self { up: error.is_none(), error }
-    }
-}
-
-fn stale_before(state: &AppState) -> DateTime<Utc> {
-    state.clock.now() - chrono::Duration::from_std(state.poll_interval * 3).unwrap_or(chrono::TimeDelta::MAX)
-}
-
-fn convergence(state: &AppState, generation: &switchback_provisioning::Generation) -> Phones {
-    let current = generation.number();
-    let stale_before = stale_before(state);
-    let mut by_vendor: HashMap<Vendor, VendorCount> =
-        Vendor::ALL.into_iter().map(|v| (v, VendorCount::default())).collect();
-    let mut stale = 0;
-    for (name, _) in generation.phone_files() {
-        let Some(mac) = name.mac() else { continue };
-        let last = state.fetches.latest(mac);
-        let count = by_vendor.entry(name.vendor()).or_default();
-        count.total += 1;
-        if last.is_some_and(|l| l.generation == current) {
-            count.on_current_generation += 1;
-        }
-        if last.is_none_or(|l| l.at < stale_before) {
-            stale += 1;
-        }
-    }
-    Phones {
-        total: generation.phone_count(),
-        on_current_generation: by_vendor.values().map(|c| c.on_current_generation).sum(),
-        by_vendor,
-        stale,
-        stale_after_seconds: (state.poll_interval * 3).as_secs(),
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -350,7 +180,7 @@ pub async fn phones(
 /// A page of the inventory, for a caller already authorized.
 pub(crate) async fn phones_page(state: &AppState, query: PhonesQuery) -> Result<PhonesPage, ApiError> {
     let current = state.generations.current().number();
-    let stale_before = stale_before(state);
+    let stale_before = crate::status::stale_before(state);
     let records: HashMap<Mac, switchback_store::FetchRecord> =
         state.store.fetch_records().await?.into_iter().map(|r| (r.mac, r)).collect();
     let matching: Vec<PhoneView> = state
@@ -371,7 +201,7 @@ pub(crate) async fn phones_page(state: &AppState, query: PhonesQuery) -> Result<
                 source: record.map(|r| r.source.to_string()),
                 user_agent: record.map(|r| r.user_agent.clone()),
                 on_current_generation: last.is_some_and(|l| l.generation == current),
-                stale: last.is_none_or(|l| l.at < stale_before),
+                stale: !LastFetch::seen_since(last, stale_before),
             }
         })
         .filter(|p| query.stale.is_none_or(|want| p.stale == want))

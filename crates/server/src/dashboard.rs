@@ -1,10 +1,11 @@
 //! The ops dashboard at `/`: rendered on the server from the same answers as
 //! `/api/status`, `/api/events` and `/api/phones` (so it is useful without JavaScript),
-//! then kept live by `assets/dashboard.js`, which polls those APIs. Without a session the
-//! page shows routes, services and convergence counts only: events and the stale-phone
-//! list (phone names, MACs) wait for a login, and the script does not ask for them. Its
-//! assets are compiled in and served by exact name; nothing from the URL touches the
-//! file system.
+//! then kept live by `assets/dashboard.js`, which follows `/api/stream` (polling
+//! `/api/status` only while the stream is down) and polls the APIs that need a session.
+//! Without a session the page shows routes, services and convergence counts only: events
+//! and the stale-phone list (phone names, MACs) wait for a login, and the script does not
+//! ask for them. Its assets are compiled in and served by exact name; nothing from the
+//! URL touches the file system.
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
@@ -13,8 +14,10 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use switchback_core::{EventKind, Role, Route, ServiceId, ServiceKind};
 
-use crate::api::{self, EventView, EventsQuery, PhoneView, PhonesQuery, RouteStatus, ServiceStatus, Status};
+use crate::api::{self, EventView, EventsQuery, PhoneView, PhonesQuery};
 use crate::auth::SessionView;
+use crate::live::Live;
+use crate::status::{RouteStatus, ServiceStatus, Status};
 use crate::AppState;
 
 /// The page may only load its own script, styles and data: no inline script, no CDN.
@@ -30,6 +33,8 @@ struct Page {
     session: Option<SessionView>,
     login_message: Option<&'static str>,
     demo: bool,
+    /// The server's clock as the page is rendered: the script's clock may be off.
+    now: String,
     /// `None` when the store did not answer: the page shows a banner and placeholders.
     generation: Option<u64>,
     monitor_blind: bool,
@@ -132,9 +137,15 @@ struct StaleRow {
     generation: String,
 }
 
-pub async fn page(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+pub async fn page(
+    State(state): State<AppState>,
+    State(live): State<Live>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let now = state.clock.now();
-    let status = api::status(State(state.clone())).await.ok().map(|j| j.0);
+    let snapshot = live.current(&state);
+    let status = Some(&snapshot.status);
     let session = state.auth.session(&headers);
     let (events, stale) = if session.is_some() {
         let events = EventsQuery { before: None, limit: Some(EVENTS_SHOWN) };
@@ -151,11 +162,12 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap, RawQuery(qu
         session,
         login_message: login_message(query.as_deref().unwrap_or_default()),
         demo: state.demo,
-        generation: status.as_ref().map(|s| s.generation),
-        monitor_blind: status.as_ref().is_some_and(|s| s.monitor_blind),
-        routes: route_cards(status.as_ref(), now),
-        sites: site_groups(&state, status.as_ref(), now),
-        convergence: status.as_ref().map(convergence),
+        now: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        generation: status.map(|s| s.generation),
+        monitor_blind: status.is_some_and(|s| s.monitor_blind),
+        routes: route_cards(status, now),
+        sites: site_groups(&state, status, now),
+        convergence: status.map(convergence),
         events: events.iter().map(|e| event_row(e, now)).collect(),
         stale: stale.iter().map(|p| stale_row(p, now)).collect(),
         primary_site: state.site_name(Role::Primary).to_owned(),
@@ -394,6 +406,7 @@ mod tests {
             session,
             login_message: login_message("login=failed"),
             demo: true,
+            now: now.to_rfc3339(),
             generation: None,
             monitor_blind: false,
             routes: route_cards(None, now),

@@ -24,6 +24,9 @@ pub enum ApiError {
     TooManyRequests,
     #[error("{0}")]
     Unavailable(String),
+    /// Every one of [`crate::live::MAX_STREAMS`] dashboard streams is taken.
+    #[error("too many dashboard streams are open; poll /api/status instead")]
+    TooManyStreams,
     #[error(transparent)]
     Store(#[from] switchback_store::StoreError),
 }
@@ -37,9 +40,11 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Store(_) | ApiError::TooManyStreams => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
-        let message = if status.is_server_error() {
+        let message = if matches!(self, ApiError::Unavailable(_) | ApiError::Store(_)) {
             tracing::error!(error = %self, "api request failed");
             "the store is unavailable; nothing changed".to_owned()
         } else {
@@ -49,6 +54,10 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if matches!(self, ApiError::TooManyStreams) {
+            // Dashboards come and go; a slot is likely free by then.
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             // The most it can take: the oldest counted failure leaves the minute by then.

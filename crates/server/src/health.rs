@@ -66,6 +66,11 @@ impl StoreHealth {
         }
     }
 
+    /// Changes whenever the store starts or stops refusing writes (or its reason changes).
+    pub fn watch(&self) -> watch::Receiver<Option<String>> {
+        self.fault.subscribe()
+    }
+
     /// Why the store is refusing writes, if it is.
     pub fn fault(&self) -> Option<String> {
         self.fault.borrow().clone()

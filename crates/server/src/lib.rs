@@ -1,7 +1,7 @@
-//! switchback's one HTTP listener: phone files under `/prov/`, the ops dashboard, the
-//! operator and read APIs, metrics and liveness. Reads the current generation and
-//! engine state, asks the [`Control`] to act, and the [`Store`] trait for history;
-//! knows no SQL.
+//! switchback's one HTTP listener: phone files under `/prov/`, the ops dashboard and
+//! its live status stream, the operator and read APIs, metrics and liveness. Reads the
+//! current generation and engine state, asks the [`Control`] to act, and the [`Store`]
+//! trait for history; knows no SQL.
 
 mod api;
 mod auth;
@@ -11,16 +11,22 @@ mod dashboard;
 mod error;
 pub mod health;
 pub mod listen;
+mod live;
 mod metrics;
 mod middleware;
 mod operator;
 pub mod prov;
+mod recent;
+mod status;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 mod window;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use switchback_core::{Clock, EngineState, Role, SiteNames};
@@ -28,10 +34,13 @@ use switchback_provisioning::fetch::FetchLog;
 use switchback_provisioning::Generations;
 use switchback_store::Store;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 pub use auth::Auth;
 pub use control::{Control, ControlError};
+pub use live::MAX_STREAMS;
 pub use metrics::Metrics;
+pub use recent::RecentChecks;
 
 /// What every handler can see. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -47,6 +56,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Whether the store takes writes (for `/healthz`, the dashboard and metrics).
     pub store_health: Arc<health::StoreHealth>,
+    /// Each service's latest checks, fed by the rounds.
+    pub recent_checks: Arc<RecentChecks>,
     /// Who may fetch phone files, and the sources blocked for scanning.
     pub access: Arc<prov::Access>,
     /// How often phones poll; a phone unseen for three of these is stale.
@@ -61,8 +72,30 @@ impl AppState {
     }
 }
 
-/// Every route, plus `extra` ones (the demo's), behind the common middleware.
-pub fn router(state: AppState, extra: Router) -> Router {
+/// What the routes below see: the state, and the status snapshot's readers' side.
+#[derive(Debug, Clone)]
+struct Served {
+    app: AppState,
+    live: live::Live,
+}
+
+impl FromRef<Served> for AppState {
+    fn from_ref(served: &Served) -> Self {
+        served.app.clone()
+    }
+}
+
+impl FromRef<Served> for live::Live {
+    fn from_ref(served: &Served) -> Self {
+        served.live.clone()
+    }
+}
+
+/// Every route, plus `extra` ones (the demo's), behind the common middleware. The status
+/// snapshot's hub runs until `shutdown` (or until the router is dropped), and the
+/// dashboard streams end with it.
+pub fn router(state: AppState, extra: Router, shutdown: &CancellationToken) -> Router {
+    let live = live::Live::start(state.clone(), shutdown);
     // Phone files take their state behind one Arc: one reference count per request,
     // not one per field of the state.
     let phone_files = Router::new()
@@ -73,7 +106,8 @@ pub fn router(state: AppState, extra: Router) -> Router {
         .route("/assets/{file}", get(dashboard::asset))
         .route("/login", post(operator::login))
         .route("/logout", post(operator::logout))
-        .route("/api/status", get(api::status))
+        .route("/api/status", get(live::status))
+        .route("/api/stream", get(live::stream))
         .route("/api/events", get(api::events))
         .route("/api/phones", get(api::phones))
         .route("/api/alerts", get(api::alerts))
@@ -85,7 +119,7 @@ pub fn router(state: AppState, extra: Router) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(prov::not_found)
-        .with_state(state)
+        .with_state(Served { app: state, live })
         .merge(phone_files)
         .merge(extra);
     middleware::stack(routes)

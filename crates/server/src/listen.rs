@@ -44,6 +44,10 @@ pub const MAX_PER_SOURCE: usize = 256;
 /// the store, webhooks, the render folder.
 pub const FD_RESERVE: u64 = 512;
 
+/// How long a connection may stay without a request or a byte of response; a response
+/// in progress that writes more often (a dashboard stream's keep-alives) is never idle.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The limits every connection lives by.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -54,11 +58,7 @@ pub struct Limits {
 
 impl Limits {
     pub fn new(max_connections: usize) -> Self {
-        Self {
-            max_connections,
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-        }
+        Self { max_connections, header_timeout: Duration::from_secs(10), idle_timeout: IDLE_TIMEOUT }
     }
 }
 
@@ -451,3 +451,6 @@ pub fn fit_connections(wanted: usize) -> usize {
     }
     wanted
 }
+
+#[cfg(test)]
+mod tests;

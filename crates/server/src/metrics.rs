@@ -70,15 +70,16 @@ pub struct Metrics {
     alerts: Family<AlertLabels, Gauge>,
     connections_open: Gauge,
     connections_refused: Counter,
+    dashboard_streams: Gauge,
     provisioning_blocks: Gauge,
     store_up: Gauge,
 }
 
-/// Counts a connection as open until dropped.
+/// Counts one connection or dashboard stream as open until dropped.
 #[derive(Debug)]
-pub struct OpenConnection(Gauge);
+pub struct Open(Gauge);
 
-impl Drop for OpenConnection {
+impl Drop for Open {
     fn drop(&mut self) {
         self.0.dec();
     }
@@ -121,6 +122,7 @@ impl Metrics {
             alerts: Family::default(),
             connections_open: Gauge::default(),
             connections_refused: Counter::default(),
+            dashboard_streams: Gauge::default(),
             provisioning_blocks: Gauge::default(),
             store_up: Gauge::default(),
             registry: Registry::default(),
@@ -187,6 +189,11 @@ impl Metrics {
             m.connections_refused.clone(),
         );
         registry.register(
+            "switchback_dashboard_streams",
+            "Dashboard event streams (/api/stream) open",
+            m.dashboard_streams.clone(),
+        );
+        registry.register(
             "switchback_provisioning_blocks",
             "Source addresses blocked from phone files for scanning",
             m.provisioning_blocks.clone(),
@@ -199,9 +206,14 @@ impl Metrics {
         Self { registry, ..m }
     }
 
-    pub fn connection_opened(&self) -> OpenConnection {
+    pub fn connection_opened(&self) -> Open {
         self.connections_open.inc();
-        OpenConnection(self.connections_open.clone())
+        Open(self.connections_open.clone())
+    }
+
+    pub fn dashboard_stream_opened(&self) -> Open {
+        self.dashboard_streams.inc();
+        Open(self.dashboard_streams.clone())
     }
 
     pub fn connection_refused(&self) {

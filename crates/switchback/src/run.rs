@@ -72,7 +72,7 @@ pub async fn serve(
         interval = %humantime::format_duration(config.monitor.interval),
         "switchback running"
     );
-    let router = switchback_server::router(orchestrator.app_state(), extra);
+    let router = switchback_server::router(orchestrator.app_state(), extra, &shutdown);
     let listeners = Listeners { plain: listener, tls: tls_listener };
     let server = tokio::spawn(switchback_server::serve(
         listeners,

@@ -149,11 +149,15 @@ fn counts(status: &Status) -> (u64, u64, u64) {
     (n("pending"), n("delivered"), n("failed"))
 }
 
-/// Waits until no delivery is pending: the sender has nothing more to send.
+/// Waits until no delivery is pending (the sender has nothing more to send) and the
+/// status, whose counts are read from the store once a second, says so too.
 async fn outbox_drained(running: &Running, deadline: Duration) -> Status {
     until("no pending alert", deadline, || async {
+        let all = deliveries(running).await;
+        let count = |status: &str| all.iter().filter(|d| d["status"] == status).count() as u64;
+        let stored = (count("pending"), count("delivered"), count("failed"));
         let status = running.status().await.ok()?;
-        (status.0["alerts"]["pending"] == 0).then_some(status)
+        (stored.0 == 0 && counts(&status) == stored).then_some(status)
     })
     .await
     .unwrap_or_else(|err| panic!("{err:#}\n{}", running.process.log()))

@@ -573,9 +573,14 @@ async fn phones_are_listed_with_stale_and_generation_filters() {
     })
     .await
     .unwrap();
-    let status = running.status().await.unwrap();
+    // The status counts fetches within a second, not on every request.
+    let status = until("the fetches counted in the status", Duration::from_secs(5), || async {
+        let status = running.status().await.ok()?;
+        (status.0["phones"]["on_current_generation"] == 2).then_some(status)
+    })
+    .await
+    .unwrap();
     assert_eq!(status.0["phones"]["total"], phones.len());
-    assert_eq!(status.0["phones"]["on_current_generation"], 2);
     assert_eq!(status.0["phones"]["stale"], phones.len() - 2);
     assert_eq!(status.0["phones"]["by_vendor"]["yealink"]["total"], 3, "{}", status.0["phones"]);
     assert_eq!(status.0["phones"]["by_vendor"]["linksys"]["total"], 3, "{}", status.0["phones"]);
@@ -650,6 +655,14 @@ async fn the_openapi_document_lists_every_api_path_and_they_answer() {
         for scheme in security.iter().flat_map(|s| s.as_object().unwrap().keys()) {
             assert!(schemes.contains_key(scheme), "GET {path}: unknown scheme {scheme}");
         }
+        if get["responses"]["200"]["content"].get("text/event-stream").is_some() {
+            // A stream has no end to read up to: its answer is its status and its type.
+            let stranger = running.client().get(running.url(path)).send().await.unwrap();
+            assert!(security.is_empty(), "GET {path}: a closed stream");
+            assert_eq!(stranger.status(), 200, "GET {path} is documented open");
+            assert_eq!(stranger.headers()["content-type"], "text/event-stream", "GET {path}");
+            continue;
+        }
         let stranger = read(running.client().get(running.url(path)).send().await.unwrap()).await.unwrap();
         if security.is_empty() {
             assert_eq!(stranger.status, 200, "GET {path} is documented open and answers {}", stranger.status);
@@ -665,6 +678,59 @@ async fn the_openapi_document_lists_every_api_path_and_they_answer() {
             assert_eq!(reader.status, 200, "GET {path} with the read token answers {}", reader.status);
         }
     }
+}
+
+/// The `status` events of an `/api/stream` response.
+struct StatusEvents {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl StatusEvents {
+    /// The next `status` event's data, or `None` after `deadline`.
+    async fn next(&mut self, deadline: tokio::time::Instant) -> Option<Value> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                if block.lines().any(|l| l == "event: status") {
+                    let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+                    return Some(serde_json::from_str(data).unwrap());
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await.ok()?.unwrap()?;
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_stream_sends_the_status_at_once_and_a_failover_within_a_second() {
+    let running = offline().await;
+    let response = running.client().get(running.url("/api/stream")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut events = StatusEvents { response, buffer: String::new() };
+    let soon = || tokio::time::Instant::now() + Duration::from_secs(1);
+    let first = events.next(soon()).await.expect("a status event at once");
+    assert_eq!(first["routes"]["sip"]["state"], "primary", "{first}");
+    assert!(first["services"].as_array().is_some_and(|s| s.len() == 6), "{first}");
+
+    assert_eq!(running.act("sip", "failover", Some(TOKEN), None).await.unwrap().status, 200);
+    let deadline = soon();
+    loop {
+        let event = events.next(deadline).await.expect("the failover streamed within a second");
+        if event["routes"]["sip"]["state"] == "failed_over" {
+            assert_eq!(event["routes"]["sip"]["mode"], "forced");
+            break;
+        }
+    }
+    // The new generation follows once rendered.
+    let generation = first["generation"].as_u64().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while events.next(deadline).await.expect("the new generation streamed")["generation"] == generation {}
+    let metrics = running.get("/metrics").await.unwrap().text();
+    assert!(metrics.contains("switchback_dashboard_streams 1\n"), "{metrics}");
 }
 
 #[tokio::test]

@@ -227,6 +227,21 @@ fn a_reader_keeps_its_whole_generation_across_a_swap() {
 }
 
 #[test]
+fn a_generation_counts_its_phones_by_vendor_and_a_swap_is_announced() {
+    let generations = Generations::new(render(&sites(Primary, Primary), &phones(5)));
+    let current = generations.current();
+    assert_eq!(current.phone_count_of(Vendor::Yealink), 3);
+    assert_eq!(current.phone_count_of(Vendor::Linksys), 2);
+    let mut swaps = generations.watch();
+    assert!(!swaps.has_changed().unwrap_or(true));
+    // The same number with another inventory is a swap too.
+    generations.swap(render(&sites(Primary, Primary), &phones(2)));
+    assert!(swaps.has_changed().unwrap_or(false));
+    swaps.mark_unchanged();
+    assert_eq!(generations.current().phone_count_of(Vendor::Linksys), 1);
+}
+
+#[test]
 fn tls_softswitches_are_transport_2_and_tls_on_port_5061() {
     let mut active = sites(Backup, Primary);
     active.sip.transport = switchback_core::config::Transport::Tls;

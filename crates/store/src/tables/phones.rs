@@ -221,6 +221,6 @@ pub(crate) async fn fetch_records(pool: &AnyPool) -> Result<Vec<FetchRecord>, St
 
 impl FetchRecord {
     pub fn last(&self) -> LastFetch {
-        LastFetch { generation: self.generation, at: self.at }
+        LastFetch { generation: self.generation, vendor: self.vendor, at: self.at }
     }
 }
