@@ -40,7 +40,13 @@ pub struct Decider {
 struct Held {
     state: EngineState,
     unsaved: Vec<CheckResult>,
+    /// A save failed or timed out: it may have committed all the same (the reply was
+    /// lost), so the stored state is read back before the next step.
+    doubtful: bool,
 }
+
+/// The longest a save may take before it counts as failed (and doubtful).
+const SAVE_WITHIN: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The most checks kept for rounds not saved: at six a round every 5 s, two hours'
 /// worth. Beyond it the oldest go, and an outage older than that is timed from later.
@@ -52,6 +58,44 @@ pub enum DecideError {
     Operator(#[from] OperatorError),
     #[error("could not persist the decision, nothing changed: {0}")]
     Store(#[from] switchback_store::StoreError),
+    #[error("the store did not confirm the decision within {0:?}; nothing changed")]
+    SaveTimedOut(std::time::Duration),
+}
+
+/// Whether `stored` holds a step taken after `known`: a route or a service moved on in
+/// it. Times in the store are whole microseconds, in memory nanoseconds, and a later
+/// step is seconds later, so "later" is robust where equality is not.
+fn went_through(known: &EngineState, stored: &EngineState) -> bool {
+    stored.generation != known.generation
+        || Route::ALL.iter().any(|&route| stored.route(route).since > known.route(route).since)
+        || stored.services.iter().any(|(id, track)| track.checked_at > known.service(*id).checked_at)
+}
+
+/// Keeps, of the checks of rounds not saved, what the route engine needs: per service,
+/// the first check of each run of equal health and the latest one. Runs start and end
+/// where they did, so an outage is timed from its first failed check, and a store that
+/// is away for hours costs a few rows per service, not one per round.
+fn compact(results: Vec<CheckResult>) -> Vec<CheckResult> {
+    let mut kept: Vec<CheckResult> = Vec::new();
+    // Per service: where its current run's first check is, and its latest if kept apart.
+    let mut runs: std::collections::HashMap<switchback_core::ServiceId, (usize, Option<usize>)> =
+        std::collections::HashMap::new();
+    for result in results {
+        match runs.get_mut(&result.service) {
+            Some((first, latest)) if kept[*first].healthy == result.healthy => match latest {
+                Some(at) => kept[*at] = result,
+                None => {
+                    kept.push(result);
+                    *latest = Some(kept.len() - 1);
+                }
+            },
+            _ => {
+                runs.insert(result.service, (kept.len(), None));
+                kept.push(result);
+            }
+        }
+    }
+    kept
 }
 
 impl Decider {
@@ -81,7 +125,7 @@ impl Decider {
             alert_wake,
             store_health,
             recent_checks,
-            state: Mutex::new(Held { state, unsaved: Vec::new() }),
+            state: Mutex::new(Held { state, unsaved: Vec::new(), doubtful: false }),
             published,
         })
     }
@@ -101,12 +145,13 @@ impl Decider {
         self.metrics.observe_checks(&results);
         self.recent_checks.observe(&results);
         let mut held = self.state.lock().await;
-        let Held { state, unsaved } = &mut *held;
+        let settled = self.settle(&mut held).await;
+        let Held { state, unsaved, doubtful } = &mut *held;
         let mut results = results;
         if !unsaved.is_empty() {
             let mut earlier = std::mem::take(unsaved);
             earlier.append(&mut results);
-            results = earlier;
+            results = compact(earlier);
         }
         let step = state.step(&results, &self.rules, self.clock.now());
         // What the probes see is worth showing even when nothing can be decided: the
@@ -120,7 +165,12 @@ impl Decider {
             self.published.send_replace(live.clone());
         }
         let span = tracing::info_span!("decide", generation = state.generation);
-        if let Err(err) = self.commit(state, step, &results).instrument(span).await {
+        let committed = match settled {
+            Ok(()) => self.commit(state, step, &results).instrument(span).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = committed {
+            *doubtful = true;
             self.published.send_replace(live);
             let over = results.len().saturating_sub(UNSAVED_MAX);
             results.drain(..over);
@@ -139,15 +189,44 @@ impl Decider {
         why: &str,
     ) -> Result<(), DecideError> {
         let mut held = self.state.lock().await;
+        self.settle(&mut held).await?;
         let step = held.state.operate(route, action, actor, why, self.clock.now())?;
-        self.commit(&mut held.state, step, &[]).await
+        let committed = self.commit(&mut held.state, step, &[]).await;
+        held.doubtful |= committed.is_err();
+        committed
     }
 
     /// Records an event that the rules did not make (convergence), with its alerts.
     pub async fn note(&self, event: Event) -> Result<(), DecideError> {
         let mut held = self.state.lock().await;
+        self.settle(&mut held).await?;
         let step = Step { next: held.state.clone(), events: vec![event] };
-        self.commit(&mut held.state, step, &[]).await
+        let committed = self.commit(&mut held.state, step, &[]).await;
+        held.doubtful |= committed.is_err();
+        committed
+    }
+
+    /// After a save whose outcome is unknown, reads the stored state back: when the
+    /// save went through after all (its steps' times are in the store), it is adopted,
+    /// with the checks it carried, so that its events and alerts are not made twice.
+    async fn settle(&self, held: &mut Held) -> Result<(), DecideError> {
+        if !held.doubtful {
+            return Ok(());
+        }
+        let stored =
+            self.store.load_state().await.inspect_err(|err| self.store_health.failed(&err.to_string()))?;
+        held.doubtful = false;
+        if let Some(stored) = stored.filter(|stored| went_through(&held.state, stored)) {
+            tracing::warn!(
+                generation = stored.generation,
+                "a save reported as failed had gone through; resuming from it"
+            );
+            held.state = stored;
+            held.unsaved.clear();
+            self.published.send_replace(held.state.clone());
+            self.alert_wake.notify_one();
+        }
+        Ok(())
     }
 
     async fn commit(
@@ -157,9 +236,14 @@ impl Decider {
         checks: &[CheckResult],
     ) -> Result<(), DecideError> {
         let alerts = switchback_alerts::plan(state, step.next.generation, &step.events, &self.webhooks);
-        if let Err(err) = self.store.save_step_with_alerts(&step.next, checks, &step.events, &alerts).await {
+        let save = self.store.save_step_with_alerts(&step.next, checks, &step.events, &alerts);
+        let saved = match tokio::time::timeout(SAVE_WITHIN, save).await {
+            Ok(saved) => saved.map_err(DecideError::from),
+            Err(_) => Err(DecideError::SaveTimedOut(SAVE_WITHIN)),
+        };
+        if let Err(err) = saved {
             self.store_health.failed(&err.to_string());
-            return Err(err.into());
+            return Err(err);
         }
         self.store_health.ok();
         if !alerts.is_empty() {
@@ -207,7 +291,9 @@ impl Control for Decider {
     ) -> Result<(), ControlError> {
         Decider::operate(self, route, action, actor, why).await.map_err(|err| match err {
             DecideError::Operator(refused) => ControlError::Refused(refused.to_string()),
-            DecideError::Store(store) => ControlError::Unavailable(store.to_string()),
+            DecideError::Store(_) | DecideError::SaveTimedOut(_) => {
+                ControlError::Unavailable(err.to_string())
+            }
         })
     }
 }

@@ -150,6 +150,30 @@ async fn a_commit_that_fails_once_is_decided_again_by_the_next_round(db: StoreDb
     run.stop().await;
 }
 
+/// The save that records the outage commits, but its reply is lost: the next round
+/// reads the stored state back and goes on from it, so nothing is recorded (or
+/// alerted) twice.
+async fn a_save_whose_reply_is_lost_is_not_made_twice(db: StoreDb) {
+    let store = store_on(&db).await;
+    let run = Running::start(store.clone()).await;
+    run.until(ONE_INTERVAL, "the first round", |r| r.engine().service(PRIMARY_SIP).healthy == Some(true))
+        .await;
+    store.lose_next_reply();
+    run.prober.set_down(PRIMARY_SIP, true);
+    run.until(Duration::from_secs(120), "failed over", |r| {
+        r.route_state(Route::Sip) == RouteState::FailedOver
+    })
+    .await;
+    let events = switchback_store::Store::events(&*store, None, 100).await.unwrap();
+    let count = |kind: EventKind, to: Option<RouteState>| {
+        events.iter().filter(|e| e.event.kind == kind && (to.is_none() || e.event.to == to)).count()
+    };
+    assert_eq!(count(EventKind::ServiceDown, None), 1, "{events:#?}");
+    assert_eq!(count(EventKind::Transition, Some(RouteState::Failing)), 1, "{events:#?}");
+    assert_eq!(count(EventKind::Transition, Some(RouteState::FailedOver)), 1, "{events:#?}");
+    run.stop().await;
+}
+
 /// Stopped mid-failover and started again: the backup stays, in the same generation,
 /// and failback still waits the whole hold-down.
 async fn a_restart_resumes_the_failover(db: StoreDb) {
@@ -204,4 +228,5 @@ on_both_stores!(
     a_store_refusing_writes_delays_the_failover_by_no_more_than_one_recheck,
     a_commit_that_fails_once_is_decided_again_by_the_next_round,
     a_restart_resumes_the_failover,
+    a_save_whose_reply_is_lost_is_not_made_twice,
 );

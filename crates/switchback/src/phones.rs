@@ -6,7 +6,7 @@ use anyhow::Context;
 use switchback_core::{Config, EngineState, SystemClock};
 use switchback_provisioning::{parse_phones_csv, write_generation};
 
-use crate::run::open_store;
+use crate::run::{open_existing_store, open_store};
 use switchback_orchestration::render;
 
 /// Loads a CSV into the inventory, all or nothing.
@@ -28,7 +28,7 @@ pub async fn import(config: Config, csv: &Path) -> anyhow::Result<()> {
 
 /// Writes the current generation (for the persisted route states) to a folder.
 pub async fn render_to(config: Config, out: &Path) -> anyhow::Result<()> {
-    let store = open_store(&config).await?;
+    let store = open_existing_store(&config).await?;
     let state = match store.load_state().await? {
         Some(state) => state,
         None => EngineState::new(switchback_core::Clock::now(&SystemClock)),

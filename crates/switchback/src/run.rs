@@ -30,15 +30,10 @@ pub async fn run(config: Config, init: bool) -> anyhow::Result<()> {
 /// store must exist already.
 pub async fn open(config: Config, init: bool) -> anyhow::Result<Orchestrator> {
     warn_if_open(&config);
+    // A bad certificate stops the start before the store is touched (or created).
+    load_tls(&config)?;
     let config = Arc::new(config);
-    let store = if init {
-        open_store(&config).await?
-    } else {
-        let url = config.store.url.expose_secret();
-        switchback_store::connect_existing(url)
-            .await
-            .with_context(|| format!("cannot open the store {}", redact_url(url)))?
-    };
+    let store = if init { open_store(&config).await? } else { open_existing_store(&config).await? };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     Ok(Orchestrator::open(config, store, clock).await?)
 }
@@ -94,6 +89,15 @@ pub async fn serve(
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.store.url.expose_secret();
     switchback_store::connect(url).await.with_context(|| format!("cannot open the store {}", redact_url(url)))
+}
+
+/// The config's store, which must exist already: nothing is created in place of a
+/// store that went missing.
+pub async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.store.url.expose_secret();
+    switchback_store::connect_existing(url)
+        .await
+        .with_context(|| format!("cannot open the store {}", redact_url(url)))
 }
 
 /// The HTTPS listener's files, read now so that a bad one stops the start.

@@ -98,6 +98,7 @@ pub struct FaultyStore {
     runtime: Option<tokio::runtime::Runtime>,
     refuse_writes: AtomicBool,
     refuse_next_save: AtomicBool,
+    lose_next_reply: AtomicBool,
     pub saves_refused: std::sync::atomic::AtomicU64,
 }
 
@@ -112,6 +113,7 @@ impl FaultyStore {
             runtime: Some(runtime),
             refuse_writes: AtomicBool::new(false),
             refuse_next_save: AtomicBool::new(false),
+            lose_next_reply: AtomicBool::new(false),
             saves_refused: Default::default(),
         })
     }
@@ -124,6 +126,11 @@ impl FaultyStore {
     /// The next save of a step fails once, as a failed COMMIT would.
     pub fn refuse_next_save(&self) {
         self.refuse_next_save.store(true, Ordering::SeqCst);
+    }
+
+    /// The next save commits, but reports a failure: the reply to COMMIT was lost.
+    pub fn lose_next_reply(&self) {
+        self.lose_next_reply.store(true, Ordering::SeqCst);
     }
 
     fn on_store_runtime<'a, T: Send>(&'a self, call: impl Future<Output = T> + Send + 'a) -> T {
@@ -190,7 +197,11 @@ impl Store for FaultyStore {
             self.saves_refused.fetch_add(1, Ordering::SeqCst);
             return Err(injected("commit failed"));
         }
-        self.on_store_runtime(self.inner.save_step_with_alerts(next, checks, events, alerts))
+        let saved = self.on_store_runtime(self.inner.save_step_with_alerts(next, checks, events, alerts));
+        if saved.is_ok() && self.lose_next_reply.swap(false, Ordering::SeqCst) {
+            return Err(injected("connection reset while waiting for the reply to COMMIT"));
+        }
+        saved
     }
     async fn due_alerts(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<OutboxAlert>, StoreError> {
         self.on_store_runtime(self.inner.due_alerts(now, limit))
