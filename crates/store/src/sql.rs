@@ -18,12 +18,12 @@ use switchback_core::model::{CheckResult, ServiceId};
 
 use crate::error::StoreError;
 use crate::sqlite_file;
-use crate::tables::{checks, events, outbox, phones, state};
+use crate::tables::{checks, events, outbox, phone_page, phones, state};
 use crate::url::{Backend, StoreUrl};
 use crate::write::WriteTx;
 use crate::{
-    AlertCounts, AlertDelivery, Enqueue, FetchRecord, OutboxAlert, PhoneImport, PhonesRevision, Store,
-    StoredEvent,
+    AlertCounts, AlertDelivery, Enqueue, FetchRecord, OutboxAlert, PhoneImport, PhonePage, PhoneQuery,
+    PhonesRevision, Store, StoredEvent,
 };
 use switchback_provisioning::fetch::PhoneFetch;
 use switchback_provisioning::Phone;
@@ -248,6 +248,13 @@ impl Store for SqlStore {
 
     async fn phones(&self) -> Result<Vec<Phone>, StoreError> {
         phones::all(&self.pool).await
+    }
+
+    async fn phone_page(&self, query: &PhoneQuery) -> Result<PhonePage, StoreError> {
+        let mut tx = self.begin_read().await?;
+        let page = phone_page::page(&mut tx, query).await?;
+        tx.commit().await.map_err(StoreError::query("end read transaction"))?;
+        Ok(page)
     }
 
     async fn phones_revision(&self) -> Result<PhonesRevision, StoreError> {
