@@ -35,6 +35,8 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a SQLite writer waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Page cache per SQLite connection, in KiB (at most 4 connections).
+const SQLITE_CACHE_KIB: u32 = 16 * 1024;
 
 pub(crate) struct SqlStore {
     pool: AnyPool,
@@ -170,6 +172,11 @@ async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     // With WAL, NORMAL loses no committed data on a crash of the process, only possibly
     // the last transactions on a power cut, and saves an fsync per commit.
     conn.execute("PRAGMA synchronous = NORMAL").await?;
+    // 16 MiB of page cache instead of SQLite's 2 MiB: reads that visit the whole
+    // inventory (the phone list's count joins every phone with its fetch record; a
+    // generation loads every phone) touch about 15 MB at 100,000 phones, and with the
+    // default cache every such read fetched most pages from the kernel again.
+    conn.execute(format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}").as_str()).await?;
     Ok(())
 }
 
