@@ -51,6 +51,7 @@ on_both_backends!(
     fetches_fold_into_each_phones_latest,
     a_large_fetch_batch_lands_whole,
     only_an_existing_store_opens_without_create,
+    phone_page_filters_and_pages_in_mac_order,
 );
 
 /// `connect_existing` (what `run` without `--init` uses) refuses a store that was never
@@ -576,4 +577,99 @@ async fn a_large_fetch_batch_lands_whole(db: StoreDb) {
     let records = store.fetch_records().await.unwrap();
     assert_eq!(records.len(), 1234);
     assert!(records.iter().all(|r| r.fetches == 2 && r.generation == 3), "{:?}", records.first());
+}
+
+/// Ten phones: 0-4 fetched generation 2 at 100 s, 5-6 generation 1 at 10 s, 7-9 never;
+/// and a fetch of a MAC that is not in the inventory.
+async fn phone_page_filters_and_pages_in_mac_order(db: StoreDb) {
+    use switchback_provisioning::fetch::PhoneFetch;
+    use switchback_provisioning::Vendor;
+    use switchback_store::{PhoneQuery, Seen};
+    let store = open(&db).await;
+    let mac = |i: usize| format!("0015650000{i:02x}");
+    // Imported out of order: the page is in MAC order all the same.
+    let phones: Vec<_> = (0..10)
+        .rev()
+        .map(|i| {
+            let vendor = if i % 2 == 0 { Vendor::Yealink } else { Vendor::Linksys };
+            let mut phone = phone(&mac(i), vendor, &format!("Desk {i}"));
+            phone.password = format!("sip-secret-{i}").into();
+            phone.prov_password = Some(format!("prov-secret-{i}").into());
+            phone
+        })
+        .collect();
+    store.import_phones(&phones).await.unwrap();
+    let fetch = |mac: &str, secs: i64, generation: u64| PhoneFetch {
+        mac: mac.parse().unwrap(),
+        vendor: Vendor::Yealink,
+        at: at(secs, 0),
+        generation,
+        source: "10.0.0.7".parse().unwrap(),
+        user_agent: format!("agent of {mac}"),
+        count: 1,
+    };
+    let mut fetches: Vec<_> = (0..5).map(|i| fetch(&mac(i), 100, 2)).collect();
+    fetches.extend((5..7).map(|i| fetch(&mac(i), 10, 1)));
+    fetches.push(fetch("0015659999ff", 100, 2));
+    store.record_fetches(&fetches).await.unwrap();
+
+    let query = |seen: Option<Seen>, generation: Option<u64>, offset: u64, limit: u32| {
+        let store = store.clone();
+        async move {
+            let page = store.phone_page(&PhoneQuery { seen, generation, offset, limit }).await.unwrap();
+            let listed = format!("{page:?}");
+            assert!(!listed.contains("secret"), "a credential was listed: {listed}");
+            let macs: Vec<String> = page.phones.iter().map(|p| p.mac.to_string()).collect();
+            (page.total, macs, page)
+        }
+    };
+    let macs = |range: std::ops::Range<usize>| range.map(mac).collect::<Vec<_>>();
+
+    let (total, listed, page) = query(None, None, 0, 100).await;
+    assert_eq!((total, listed), (10, macs(0..10)));
+    let first = &page.phones[0];
+    assert_eq!(
+        (first.vendor, first.model.as_str(), first.display_name.as_str()),
+        (Vendor::Yealink, "T46S", "Desk 0")
+    );
+    let last = first.fetch.as_ref().expect("phone 0 fetched");
+    assert_eq!((last.at, last.generation), (at(100, 0), 2));
+    assert_eq!(
+        (last.source.to_string(), last.user_agent.clone()),
+        ("10.0.0.7".to_owned(), format!("agent of {}", mac(0)))
+    );
+    assert_eq!(page.phones[5].fetch.as_ref().map(|f| f.generation), Some(1));
+    assert!(page.phones[7..].iter().all(|p| p.fetch.is_none()), "{:?}", &page.phones[7..]);
+
+    // Stale: never fetched, or last before the cutoff; a fetch at the cutoff is not stale.
+    assert_eq!(query(Some(Seen::Before(at(50, 0))), None, 0, 100).await.1, macs(5..10));
+    assert_eq!(query(Some(Seen::Since(at(50, 0))), None, 0, 100).await.1, macs(0..5));
+    assert_eq!(query(Some(Seen::Before(at(100, 0))), None, 0, 100).await.1, macs(5..10));
+    assert_eq!(query(Some(Seen::Since(at(100, 0))), None, 0, 100).await.1, macs(0..5));
+    assert_eq!(query(Some(Seen::Before(at(101, 0))), None, 0, 100).await.0, 10);
+
+    // Generation, alone and with the time filter.
+    assert_eq!(query(None, Some(1), 0, 100).await.1, macs(5..7));
+    assert_eq!(query(None, Some(2), 0, 100).await.1, macs(0..5));
+    assert_eq!(query(Some(Seen::Before(at(50, 0))), Some(1), 0, 100).await.1, macs(5..7));
+    assert_eq!(query(Some(Seen::Before(at(50, 0))), Some(2), 0, 100).await.0, 0);
+    assert_eq!(query(None, Some(9), 0, 100).await.0, 0);
+    assert_eq!(query(None, Some(u64::MAX), 0, 100).await.0, 0);
+
+    // Pages: every total counts all matches, whichever way it is found (a full page
+    // counts; a short one ends the list; an empty one past the end counts).
+    let mut paged = Vec::new();
+    for offset in (0..10).step_by(3) {
+        let (total, listed, _) = query(None, None, offset, 3).await;
+        assert_eq!(total, 10, "offset {offset}");
+        paged.extend(listed);
+    }
+    assert_eq!(paged, macs(0..10));
+    assert_eq!(query(Some(Seen::Before(at(50, 0))), None, 0, 5).await.0, 5);
+    let (total, listed, _) = query(Some(Seen::Before(at(50, 0))), None, 2, 2).await;
+    assert_eq!((total, listed), (5, macs(7..9)));
+    assert_eq!(query(Some(Seen::Before(at(50, 0))), None, 5, 5).await.0, 5);
+    assert_eq!(query(None, None, 12, 5).await.0, 10);
+    assert_eq!(query(None, None, u64::MAX, 5).await.0, 10);
+    assert_eq!(query(None, Some(1), 0, 0).await.0, 2);
 }

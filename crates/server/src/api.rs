@@ -2,7 +2,6 @@
 //! (`/api/status` and its stream are in [`crate::live`]). The description holds no phone
 //! data and is open; events, phones and alerts need [`Auth::authorize_read`](crate::auth::Auth::authorize_read).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::extract::rejection::QueryRejection;
@@ -14,7 +13,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchback_core::engine::Tone;
 use switchback_core::{Event, EventKind, Route, RouteState, ServiceKind, SiteNames};
-use switchback_provisioning::fetch::LastFetch;
 use switchback_provisioning::{Mac, Vendor};
 
 use crate::error::ApiError;
@@ -141,9 +139,14 @@ pub struct PhonesQuery {
     pub(crate) stale: Option<bool>,
     /// Only phones whose latest fetch was of this generation.
     pub(crate) generation: Option<u64>,
+    /// At most [`MAX_OFFSET`].
     pub(crate) offset: Option<usize>,
     pub(crate) limit: Option<usize>,
 }
+
+/// Ten times the inventory one instance is built for (1,000,000 phones): a larger offset
+/// is a mistake, and each skipped phone costs the store a step.
+const MAX_OFFSET: usize = 10_000_000;
 
 #[derive(Debug, Serialize)]
 pub struct PhoneView {
@@ -177,41 +180,60 @@ pub async fn phones(
     phones_page(&state, query).await.map(Json)
 }
 
-/// A page of the inventory, for a caller already authorized.
+/// A page of the inventory, for a caller already authorized: filtered, counted and paged
+/// by the store, which never hands over credentials this way.
+///
+/// `last_seen`, `last_generation`, `source` and `user_agent` are the store's fetch
+/// records, which the fetch log flushes every 2 s, and the `stale` and `generation`
+/// filters select on them: a phone that fetched within the last flush interval may still
+/// be listed by its previous fetch (or as never seen). `/api/status` counts from memory
+/// and so can be up to that much ahead of this list.
 pub(crate) async fn phones_page(state: &AppState, query: PhonesQuery) -> Result<PhonesPage, ApiError> {
+    let offset = query.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::BadRequest(format!("offset: at most {MAX_OFFSET}")));
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE as usize);
     let current = state.generations.current().number();
     let stale_before = crate::status::stale_before(state);
-    let records: HashMap<Mac, switchback_store::FetchRecord> =
-        state.store.fetch_records().await?.into_iter().map(|r| (r.mac, r)).collect();
-    let matching: Vec<PhoneView> = state
+    let seen = query.stale.map(|stale| {
+        if stale {
+            switchback_store::Seen::Before(stale_before)
+        } else {
+            switchback_store::Seen::Since(stale_before)
+        }
+    });
+    let page = state
         .store
-        .phones()
-        .await?
+        .phone_page(&switchback_store::PhoneQuery {
+            seen,
+            generation: query.generation,
+            offset: offset as u64,
+            // At most MAX_PAGE, clamped above.
+            limit: u32::try_from(limit).unwrap_or(MAX_PAGE),
+        })
+        .await?;
+    let phones = page
+        .phones
         .into_iter()
         .map(|phone| {
-            let last = state.fetches.latest(phone.mac);
-            let record = records.get(&phone.mac);
+            let last = phone.fetch;
             PhoneView {
                 mac: phone.mac,
                 vendor: phone.vendor,
                 model: phone.model,
                 display_name: phone.display_name,
-                last_seen: last.map(|l| l.at),
-                last_generation: last.map(|l| l.generation),
-                source: record.map(|r| r.source.to_string()),
-                user_agent: record.map(|r| r.user_agent.clone()),
-                on_current_generation: last.is_some_and(|l| l.generation == current),
-                stale: !LastFetch::seen_since(last, stale_before),
+                last_seen: last.as_ref().map(|l| l.at),
+                last_generation: last.as_ref().map(|l| l.generation),
+                on_current_generation: last.as_ref().is_some_and(|l| l.generation == current),
+                stale: last.as_ref().is_none_or(|l| l.at < stale_before),
+                source: last.as_ref().map(|l| l.source.to_string()),
+                user_agent: last.map(|l| l.user_agent),
             }
         })
-        .filter(|p| query.stale.is_none_or(|want| p.stale == want))
-        .filter(|p| query.generation.is_none_or(|g| p.last_generation == Some(g)))
         .collect();
-    let offset = query.offset.unwrap_or(0);
-    let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE as usize);
-    let total = matching.len();
-    let phones = matching.into_iter().skip(offset).take(limit).collect();
-    Ok(PhonesPage { total, offset, phones })
+    // A count of stored rows fits a usize on every platform switchback builds for.
+    Ok(PhonesPage { total: usize::try_from(page.total).unwrap_or(usize::MAX), offset, phones })
 }
 
 /// The machine-readable description of this API.

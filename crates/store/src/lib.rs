@@ -26,6 +26,7 @@ use switchback_provisioning::fetch::PhoneFetch;
 use switchback_provisioning::Phone;
 
 pub use crate::error::StoreError;
+pub use crate::tables::phone_page::{ListedFetch, ListedPhone, PhonePage, PhoneQuery, Seen};
 pub use crate::tables::phones::FetchRecord;
 pub use crate::url::{redact_url, Backend};
 
@@ -171,6 +172,16 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The whole inventory, ordered by MAC.
     async fn phones(&self) -> Result<Vec<Phone>, StoreError>;
+
+    /// A page of the inventory, ordered by MAC, filtered by each phone's latest stored
+    /// fetch, and how many phones match in all: what an operator lists, without loading
+    /// the inventory. No credential leaves the store this way.
+    ///
+    /// The fetches are the stored ones ([`record_fetches`](Store::record_fetches)), which a
+    /// running switchback flushes from its in-memory fetch log every 2 s: the list and its
+    /// filters may be that far behind, so a phone that fetched just now may still show its
+    /// previous fetch (or none, and count as stale) until the next flush.
+    async fn phone_page(&self, query: &PhoneQuery) -> Result<PhonePage, StoreError>;
 
     async fn phones_revision(&self) -> Result<PhonesRevision, StoreError>;
 

@@ -18,13 +18,13 @@ use switchback_core::model::{CheckResult, ServiceId};
 
 use crate::error::StoreError;
 use crate::sqlite_file;
-use crate::tables::{checks, events, outbox, phones, state};
+use crate::tables::{checks, events, outbox, phone_page, phones, state};
 use crate::url::{Backend, StoreUrl};
 use crate::write::WriteTx;
 use crate::Create;
 use crate::{
-    AlertCounts, AlertDelivery, Enqueue, FetchRecord, OutboxAlert, PhoneImport, PhonesRevision, Store,
-    StoredEvent,
+    AlertCounts, AlertDelivery, Enqueue, FetchRecord, OutboxAlert, PhoneImport, PhonePage, PhoneQuery,
+    PhonesRevision, Store, StoredEvent,
 };
 use switchback_provisioning::fetch::PhoneFetch;
 use switchback_provisioning::Phone;
@@ -38,6 +38,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a SQLite writer waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Page cache per SQLite connection, in KiB (at most 4 connections).
+const SQLITE_CACHE_KIB: u32 = 16 * 1024;
 
 pub(crate) struct SqlStore {
     pool: AnyPool,
@@ -201,6 +203,11 @@ async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     // With WAL, NORMAL loses no committed data on a crash of the process, only possibly
     // the last transactions on a power cut, and saves an fsync per commit.
     conn.execute("PRAGMA synchronous = NORMAL").await?;
+    // 16 MiB of page cache instead of SQLite's 2 MiB: reads that visit the whole
+    // inventory (the phone list's count joins every phone with its fetch record; a
+    // generation loads every phone) touch about 15 MB at 100,000 phones, and with the
+    // default cache every such read fetched most pages from the kernel again.
+    conn.execute(format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}").as_str()).await?;
     Ok(())
 }
 
@@ -279,6 +286,13 @@ impl Store for SqlStore {
 
     async fn phones(&self) -> Result<Vec<Phone>, StoreError> {
         phones::all(&self.pool).await
+    }
+
+    async fn phone_page(&self, query: &PhoneQuery) -> Result<PhonePage, StoreError> {
+        let mut tx = self.begin_read().await?;
+        let page = phone_page::page(&mut tx, query).await?;
+        tx.commit().await.map_err(StoreError::query("end read transaction"))?;
+        Ok(page)
     }
 
     async fn phones_revision(&self) -> Result<PhonesRevision, StoreError> {

@@ -547,8 +547,13 @@ async fn phones_are_listed_with_stale_and_generation_filters() {
         assert_eq!(read(request.send().await.unwrap()).await.unwrap().status, 200);
     }
     let seen: BTreeSet<String> = phones[..2].iter().map(|p| p.mac.clone()).collect();
-    let fresh = list("/api/phones?stale=false").await.unwrap();
-    assert_eq!(macs(&fresh), seen, "{fresh}");
+    // The list reads the store's fetch records, which the fetch log flushes every 2 s.
+    until("the two fetches listed", Duration::from_secs(8), || async {
+        let fresh = list("/api/phones?stale=false").await.ok()?;
+        (macs(&fresh) == seen).then_some(())
+    })
+    .await
+    .unwrap();
     let stale = list("/api/phones?stale=true").await.unwrap();
     assert_eq!(stale["total"], phones.len() - 2);
     assert!(macs(&stale).is_disjoint(&seen));
@@ -617,7 +622,16 @@ async fn phones_are_listed_with_stale_and_generation_filters() {
         .map(|p| p["mac"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(paged, whole);
-    for bad in ["/api/phones?stale=maybe", "/api/phones?generation=-1", "/api/phones?limit=x"] {
+    let past_the_end = running.get_json("/api/phones?offset=10000000").await.unwrap();
+    assert_eq!(past_the_end["total"], phones.len(), "{past_the_end}");
+    assert_eq!(past_the_end["phones"].as_array().map(Vec::len), Some(0), "{past_the_end}");
+    for bad in [
+        "/api/phones?stale=maybe",
+        "/api/phones?generation=-1",
+        "/api/phones?limit=x",
+        "/api/phones?offset=10000001",
+        "/api/phones?offset=18446744073709551616",
+    ] {
         assert_eq!(running.get(bad).await.unwrap().status, 400, "{bad}");
     }
     // The list never carries a password.

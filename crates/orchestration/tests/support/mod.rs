@@ -241,6 +241,9 @@ impl Store for FaultyStore {
     async fn phones(&self) -> Result<Vec<Phone>, StoreError> {
         self.on_store_runtime(self.inner.phones())
     }
+    async fn phone_page(&self, query: &PhoneQuery) -> Result<PhonePage, StoreError> {
+        self.on_store_runtime(self.inner.phone_page(query))
+    }
     async fn phones_revision(&self) -> Result<PhonesRevision, StoreError> {
         self.on_store_runtime(self.inner.phones_revision())
     }

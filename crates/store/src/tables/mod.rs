@@ -5,5 +5,6 @@
 pub(crate) mod checks;
 pub(crate) mod events;
 pub(crate) mod outbox;
+pub(crate) mod phone_page;
 pub(crate) mod phones;
 pub(crate) mod state;
