@@ -6,9 +6,11 @@
 #       dashboard's stale-phone list, with the admin token), CLIENTS (20) wrk
 #       connections each, keep-alive, DURATION (15 s) per run;
 #   (2) CPU of CLIENTS open dashboards: CLIENTS loops that ask for `/api/status` and wait
-#       2 s after each answer, as dashboard.js does, for WINDOW (60) seconds; switchback's
-#       CPU seconds (user + system, /proc/<pid>/stat) over the window, next to an idle
-#       window of the same length;
+#       2 s after each answer, as dashboard.js does while its stream is down, for WINDOW
+#       (60) seconds; then the same with the stale list every fifth round, as a logged-in
+#       page asks for it while phones are stale; switchback's CPU seconds (user + system,
+#       /proc/<pid>/stat) over each window, next to an idle window of the same length;
+#       with PostgreSQL, also the CPU of its server processes, where the queries run;
 #   (3) CPU of CLIENTS open `GET /api/stream` (server-sent events) held for WINDOW
 #       seconds, when the binary has that route; otherwise the row says so.
 #
@@ -111,22 +113,50 @@ fresh_expected=$((PHONES - (PHONES + 9) / 10))
 
 hz=$(getconf CLK_TCK)
 cpu_seconds() { awk -v hz="$hz" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$sb_pid/stat"; }
-# CPU seconds switchback spends while "$@" runs.
+# CPU seconds of the machine's PostgreSQL: its processes, and (in the postmaster's
+# children times) the backends and parallel workers that ended. The server may also be
+# serving someone else's tests: read this row as an upper bound.
+pg_seconds() {
+  local pid total=0 postmaster
+  postmaster=$(pgrep -o -x postgres || true)
+  for pid in $(pgrep -x postgres); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  [[ -z $postmaster ]] || total=$((total + $(awk '{print $16 + $17}' "/proc/$postmaster/stat" 2>/dev/null || echo 0)))
+  awk -v t="$total" -v hz="$hz" 'BEGIN {printf "%.2f", t / hz}'
+}
+# CPU seconds switchback spends while "$@" runs; with the postgres backend, the
+# database's CPU over the same time goes to pg_cpu (its queries run there, not in
+# switchback).
+pg_cpu=
 cpu_during() {
-  local before after
+  local before after pg_before
+  pg_cpu=
+  [[ $backend != postgres ]] || pg_before=$(pg_seconds)
   before=$(cpu_seconds)
   "$@"
   after=$(cpu_seconds)
+  [[ $backend != postgres ]] || pg_cpu=$(awk -v a="$pg_before" -v b="$(pg_seconds)" 'BEGIN {printf "%.2f", b - a}')
   awk -v a="$before" -v b="$after" 'BEGIN {printf "%.2f", b - a}'
 }
-# CLIENTS dashboards for WINDOW s: each asks for the status, then waits 2 s, like dashboard.js.
-dashboards() {
+# CLIENTS dashboards for WINDOW s: each asks for the status, then waits 2 s, as
+# dashboard.js does while its stream is down; with `list`, every fifth round also asks
+# for the stale list, as a logged-in page does while phones are stale (every 10 s, sooner
+# when the count moves). Started at random moments within a second, as pages opened by
+# people are.
+dashboards() { # [list]
   local loops=() i
   for ((i = 0; i < CLIENTS; i++)); do
     (
-      end=$((SECONDS + WINDOW))
+      sleep "0.$((RANDOM % 10))"
+      end=$((SECONDS + WINDOW)) round=$((RANDOM % 5))
       while ((SECONDS < end)); do
-        curl -s -o /dev/null "$base/api/status" || true
+        if [[ ${1:-} == list ]] && ((round % 5 == 0)); then
+          curl -s -o /dev/null -o /dev/null "${auth[@]}" "$base/api/status" "$base/api/phones?stale=true&limit=50" || true
+        else
+          curl -s -o /dev/null "$base/api/status" || true
+        fi
+        round=$((round + 1))
         sleep 2
       done
     ) &
@@ -215,23 +245,31 @@ run_backend() { # backend
   latency "$backend" phones "/api/phones?stale=true&limit=50" "${auth[@]}"
 
   if ((WINDOW == 0)); then
-    for key in idle dashboards streams; do result[$backend,$key]="n/a"; done
+    for key in idle dashboards listing streams; do result[$backend,$key]="n/a"; done
     kill "$sb_pid"
     wait "$sb_pid" || true
     return
   fi
   echo "idle for ${WINDOW} s, then $CLIENTS dashboards polling /api/status every 2 s for ${WINDOW} s"
-  result[$backend,idle]=$(cpu_during sleep "$WINDOW")
-  result[$backend,dashboards]=$(cpu_during dashboards)
+  cpu_during sleep "$WINDOW" > "$work/cpu"
+  result[$backend,idle]=$(cat "$work/cpu") result[$backend,idle_pg]=$pg_cpu
+  cpu_during dashboards > "$work/cpu"
+  result[$backend,dashboards]=$(cat "$work/cpu") result[$backend,dashboards_pg]=$pg_cpu
+  echo "$CLIENTS logged-in dashboards, the stale list every 10 s too, for ${WINDOW} s"
+  cpu_during dashboards list > "$work/cpu"
+  result[$backend,listing]=$(cat "$work/cpu") result[$backend,listing_pg]=$pg_cpu
   # ---- (3) server-sent events: measured when this build has GET /api/stream ----
-  if curl -s -N -D - -o /dev/null --max-time 2 "$base/api/stream" 2>/dev/null |
+  # (curl ends the stream after 2 s with exit 28: only the headers it saw count.)
+  if { curl -s -N -D - -o /dev/null --max-time 2 "$base/api/stream" 2>/dev/null || true; } |
     grep -qi '^content-type: *text/event-stream'; then
     echo "$CLIENTS streams of /api/stream held for ${WINDOW} s"
-    result[$backend,streams]=$(cpu_during streams)
+    cpu_during streams > "$work/cpu"
+    result[$backend,streams]=$(cat "$work/cpu") result[$backend,streams_pg]=$pg_cpu
   else
     result[$backend,streams]="n/a (no /api/stream in this build)"
   fi
-  echo "switchback CPU: idle ${result[$backend,idle]} s, dashboards ${result[$backend,dashboards]} s, streams ${result[$backend,streams]}"
+  echo "switchback CPU: idle ${result[$backend,idle]} s, dashboards ${result[$backend,dashboards]} s," \
+    "with the stale list ${result[$backend,listing]} s, streams ${result[$backend,streams]}"
   echo "switchback RSS: $(awk '/VmRSS/ {print $2 " KiB"}' "/proc/$sb_pid/status")"
 
   kill "$sb_pid"
@@ -269,12 +307,18 @@ row "  stale phones listed (total)" stale ""
 cpu_row() { # label key
   printf '%-50s' "$1"
   for backend in $BACKENDS; do
-    v=${result[$backend,$2]}
-    if [[ $v == n/a* ]]; then printf '%22s' "n/a"; else printf '%22s' "$v s"; fi
+    v=${result[$backend,$2]} pg=${result[$backend,$2_pg]:-}
+    if [[ $v == n/a* ]]; then
+      printf '%22s' "n/a"
+    else
+      printf '%22s' "$v s${pg:+ + pg $pg s}"
+    fi
   done
   echo
 }
 cpu_row "switchback CPU, idle ${WINDOW} s" idle
 cpu_row "switchback CPU, $CLIENTS dashboards ${WINDOW} s (status/2 s)" dashboards
+cpu_row "  logged in: + stale list every 10 s" listing
 cpu_row "switchback CPU, $CLIENTS /api/stream ${WINDOW} s" streams
 [[ ${result[${BACKENDS%% *},streams]} != n/a* ]] || echo "(/api/stream: not in this build; the row fills in once it answers)"
+[[ " $BACKENDS " != *" postgres "* ]] || echo "(+ pg: the CPU of the machine's PostgreSQL processes over the same window, where that backend's queries run)"
