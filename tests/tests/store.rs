@@ -616,7 +616,10 @@ async fn phone_page_filters_and_pages_in_mac_order(db: StoreDb) {
     let query = |seen: Option<Seen>, generation: Option<u64>, offset: u64, limit: u32| {
         let store = store.clone();
         async move {
-            let page = store.phone_page(&PhoneQuery { seen, generation, offset, limit }).await.unwrap();
+            let page = store
+                .phone_page(&PhoneQuery { seen, generation, offset, limit, known_total: None })
+                .await
+                .unwrap();
             let listed = format!("{page:?}");
             assert!(!listed.contains("secret"), "a credential was listed: {listed}");
             let macs: Vec<String> = page.phones.iter().map(|p| p.mac.to_string()).collect();
@@ -624,6 +627,12 @@ async fn phone_page_filters_and_pages_in_mac_order(db: StoreDb) {
         }
     };
     let macs = |range: std::ops::Range<usize>| range.map(mac).collect::<Vec<_>>();
+
+    // A total the caller already knows (counted in memory) is taken for a full page.
+    let known = PhoneQuery { seen: None, generation: None, offset: 0, limit: 3, known_total: Some(12_345) };
+    assert_eq!(store.phone_page(&known).await.unwrap().total, 12_345);
+    let short = PhoneQuery { limit: 100, ..known };
+    assert_eq!(store.phone_page(&short).await.unwrap().total, 10, "a short page is its own total");
 
     let (total, listed, page) = query(None, None, 0, 100).await;
     assert_eq!((total, listed), (10, macs(0..10)));

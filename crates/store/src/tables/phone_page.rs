@@ -27,6 +27,9 @@ pub struct PhoneQuery {
     pub offset: u64,
     /// At most this many phones in the page.
     pub limit: u32,
+    /// How many phones match, when the caller knows it already (from counts kept in
+    /// memory): the count, which joins the whole inventory, is then skipped.
+    pub known_total: Option<u64>,
 }
 
 /// A filter on the time of a phone's latest stored fetch.
@@ -142,6 +145,14 @@ pub(crate) async fn page(conn: &mut AnyConnection, query: &PhoneQuery) -> Result
     let shown = phones.len() as u64;
     let total = if shown < u64::from(query.limit) && (shown > 0 || query.offset == 0) {
         query.offset.saturating_add(shown)
+    } else if let Some(known) = query.known_total {
+        // The page and the known count may be a flush apart: a full page says there are
+        // at least as many as the pages so far have shown.
+        if shown == 0 {
+            known
+        } else {
+            known.max(query.offset.saturating_add(shown))
+        }
     } else {
         count(conn, &filter).await?
     };
