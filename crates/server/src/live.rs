@@ -9,16 +9,18 @@
 //! counts are the one store read: a task of their own makes it once a second, so a slow
 //! store never holds up an event. Both tasks stop with the server.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use switchback_core::EngineState;
 use switchback_store::AlertCounts;
 use tokio::sync::{watch, Semaphore};
@@ -26,12 +28,19 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::error::ApiError;
+use crate::prov::guard::Source as Peer;
 use crate::status::Status;
 use crate::AppState;
 
 /// Dashboard streams open at once; more are refused with a 503, so that streams cannot
 /// be used to tie the server up. Far more than the dashboards an operations team keeps.
 pub const MAX_STREAMS: usize = 256;
+/// Streams one source (an IPv4 address, an IPv6 /64) may hold: the dashboards of a team
+/// behind one NAT, but not every slot.
+pub const MAX_STREAMS_PER_SOURCE: usize = 16;
+/// A stream ends after this and the browser opens a new one by itself, so that a slot
+/// held by a forgotten tab or a slot-filler is given back.
+const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 /// A comment this often keeps a quiet stream (and proxies on the way) from being taken
 /// for dead.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -97,6 +106,7 @@ impl Snapshot {
 pub struct Live {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     streams: Arc<Semaphore>,
+    per_source: Arc<Mutex<HashMap<Peer, usize>>>,
     /// Stops the hub when the router is dropped without a shutdown.
     _stop: Arc<DropGuard>,
 }
@@ -108,7 +118,12 @@ impl Live {
         let first = Snapshot::build(&state, AlertCounts::default());
         let (published, snapshots) = watch::channel(Arc::new(first));
         tokio::spawn(hub(state, published, stop.clone()));
-        Self { snapshots, streams: Arc::new(Semaphore::new(MAX_STREAMS)), _stop: Arc::new(stop.drop_guard()) }
+        Self {
+            snapshots,
+            streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+            per_source: Arc::default(),
+            _stop: Arc::new(stop.drop_guard()),
+        }
     }
 
     /// The latest snapshot. In the moment between a change and the hub's rebuild, one is
@@ -195,8 +210,15 @@ pub async fn status(State(state): State<AppState>, State(live): State<Live>) -> 
 pub async fn stream(
     State(state): State<AppState>,
     State(live): State<Live>,
+    request: Request,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let slot = match peer {
+        Some(ip) => Some(SourceSlot::take(&live.per_source, Peer::of(ip)).ok_or(ApiError::TooManyStreams)?),
+        None => None,
+    };
     let permit = live.streams.clone().try_acquire_owned().map_err(|_| ApiError::TooManyStreams)?;
+    let permit = (permit, slot);
     let open = state.metrics.dashboard_stream_opened();
     let mut snapshots = live.snapshots.clone();
     snapshots.mark_changed();
@@ -206,7 +228,40 @@ pub async fn stream(
         let json = snapshots.borrow_and_update().json.clone();
         Some((Ok(status_event(&json)), (snapshots, held)))
     });
+    let events = events.take_until(tokio::time::sleep(MAX_LIFETIME));
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// One stream of a source, given back when the stream ends.
+#[derive(Debug)]
+struct SourceSlot {
+    counts: Arc<Mutex<HashMap<Peer, usize>>>,
+    source: Peer,
+}
+
+impl SourceSlot {
+    /// `None` when the source holds its share already.
+    fn take(counts: &Arc<Mutex<HashMap<Peer, usize>>>, source: Peer) -> Option<Self> {
+        let mut held = counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = held.entry(source).or_default();
+        if *count >= MAX_STREAMS_PER_SOURCE {
+            return None;
+        }
+        *count += 1;
+        Some(Self { counts: counts.clone(), source })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut held = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = held.get_mut(&self.source) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.source);
+            }
+        }
+    }
 }
 
 fn status_event(json: &Bytes) -> Event {

@@ -89,9 +89,18 @@ impl TestApp {
     }
 
     pub async fn send(&self, request: Request<Body>) -> Response<Body> {
+        self.send_from(request, std::net::Ipv4Addr::LOCALHOST.into()).await
+    }
+
+    /// A request as if from `source`.
+    pub async fn send_from(&self, request: Request<Body>, source: std::net::IpAddr) -> Response<Body> {
         let mut request = request;
-        request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::new(source, 40000)));
         self.router.clone().oneshot(request).await.unwrap_or_else(|never| match never {})
+    }
+
+    pub async fn get_from(&self, path: &str, source: std::net::IpAddr) -> Response<Body> {
+        self.send_from(Request::get(path).body(Body::empty()).unwrap_or_else(|e| panic!("{e}")), source).await
     }
 
     pub async fn get(&self, path: &str) -> Response<Body> {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use switchback_core::{Action, CheckResult, Role, Route, ServiceId, ServiceKind};
 use switchback_provisioning::fetch::PhoneFetch;
 
-use super::MAX_STREAMS;
+use super::{MAX_STREAMS, MAX_STREAMS_PER_SOURCE};
 use crate::testing::{json, phone, until, TestApp};
 
 /// Well over what a change takes to reach a stream, well under the once-a-second refresh
@@ -181,12 +181,14 @@ async fn nothing_is_sent_while_nothing_changes() {
 async fn streams_are_capped_and_counted() {
     let app = TestApp::start(1).await;
     let mut open = Vec::new();
-    for _ in 0..MAX_STREAMS {
-        let response = app.get("/api/stream").await;
+    for n in 0..MAX_STREAMS {
+        // Many dashboards, each source within its share.
+        let source = std::net::Ipv4Addr::new(10, 0, (n / 200) as u8, (n % 200) as u8).into();
+        let response = app.get_from("/api/stream", source).await;
         assert_eq!(response.status(), 200);
         open.push(response);
     }
-    let refused = app.get("/api/stream").await;
+    let refused = app.get_from("/api/stream", std::net::Ipv4Addr::new(10, 9, 9, 9).into()).await;
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "30");
     let error = json(refused).await;
@@ -200,6 +202,27 @@ async fn streams_are_capped_and_counted() {
     again.status(PROMPTLY).await;
     // The status itself is never refused.
     assert_eq!(app.get("/api/status").await.status(), 200);
+}
+
+/// One source cannot take every slot: beyond its share it is refused while others are
+/// not, and a stream that ends gives its slot back.
+#[tokio::test]
+async fn one_source_holds_at_most_its_share_of_streams() {
+    let app = TestApp::start(1).await;
+    let scanner: std::net::IpAddr = "2001:db8:7:7::1".parse().unwrap_or_else(|e| panic!("{e}"));
+    let same_64: std::net::IpAddr = "2001:db8:7:7::2".parse().unwrap_or_else(|e| panic!("{e}"));
+    let mut held = Vec::new();
+    for _ in 0..MAX_STREAMS_PER_SOURCE {
+        let response = app.get_from("/api/stream", scanner).await;
+        assert_eq!(response.status(), 200);
+        held.push(response);
+    }
+    assert_eq!(app.get_from("/api/stream", scanner).await.status(), 503);
+    assert_eq!(app.get_from("/api/stream", same_64).await.status(), 503, "an IPv6 /64 is one source");
+    let mut operator = Events::of(app.get("/api/stream").await);
+    operator.status(PROMPTLY).await;
+    held.pop();
+    assert_eq!(app.get_from("/api/stream", scanner).await.status(), 200, "the slot came back");
 }
 
 async fn metrics(app: &TestApp) -> String {
