@@ -11,10 +11,20 @@ pub(super) fn step(state: &EngineState, results: &[CheckResult], rules: &Rules, 
     let mut next = state.clone();
     let mut changed: Vec<ServiceId> = Vec::new();
     for result in results {
-        if record(&mut next, result) {
+        if record(&mut next, result) && !changed.contains(&result.service) {
             changed.push(result.service);
         }
     }
+    // Several results of one service (the rounds a store refused, folded in) may flip it
+    // and flip it back: only a health that differs from the step's start is news.
+    changed.retain(|service| {
+        let (was, is) = (state.service(*service).healthy, next.service(*service).healthy);
+        match is {
+            Some(false) => was != Some(false),
+            Some(true) => was == Some(false),
+            None => false,
+        }
+    });
 
     let mut events = Vec::new();
     let all_failing = ServiceId::all().all(|s| next.service(s).healthy == Some(false));

@@ -429,3 +429,25 @@ fn every_kind_spelling_round_trips() {
     }
     assert!("sideways".parse::<Action>().is_err());
 }
+
+/// The rounds a store refused are folded into one step: a service that flapped within
+/// them is news only if it ends the step other than it began.
+#[test]
+fn a_flap_inside_one_step_is_news_once_or_not_at_all() {
+    let rules = rules(0, 60);
+    let state = EngineState::new(at(0)).step(&round(&[], at(0)), &rules, at(0)).next;
+    let folded = |downs: &[&[ServiceId]]| {
+        downs.iter().enumerate().flat_map(|(i, d)| round(d, at(10 * i as i64 + 10))).collect::<Vec<_>>()
+    };
+
+    let down_up_down = state.step(&folded(&[&[PSW], &[], &[PSW]]), &rules, at(40));
+    assert_eq!(count(&down_up_down.events, EventKind::ServiceDown), 1);
+    assert_eq!(count(&down_up_down.events, EventKind::ServiceUp), 0);
+    assert_eq!(down_up_down.next.route(Route::Sip).state, F);
+
+    let down_up = state.step(&folded(&[&[PSW], &[]]), &rules, at(30));
+    assert_eq!(
+        count(&down_up.events, EventKind::ServiceDown) + count(&down_up.events, EventKind::ServiceUp),
+        0
+    );
+}
