@@ -682,3 +682,25 @@ async fn phone_page_filters_and_pages_in_mac_order(db: StoreDb) {
     assert_eq!(query(None, None, u64::MAX, 5).await.0, 10);
     assert_eq!(query(None, Some(1), 0, 0).await.0, 2);
 }
+
+/// A search path changed after the first start (a DBA made a schema named after the
+/// role, say): the store is refused with the schema that holds it, and nothing is
+/// created beside it, with or without `--init`.
+#[tokio::test]
+async fn postgres_tables_in_another_schema_are_named_not_replaced() {
+    let db = require!(fresh_postgres().await, "postgresql");
+    connect(db.url()).await.unwrap().close().await;
+    db.exec_sql("CREATE SCHEMA elsewhere").await.unwrap();
+    db.exec_sql(&format!("ALTER DATABASE {} SET search_path = elsewhere, public", db.name())).await.unwrap();
+    for refused in [
+        switchback_store::connect_existing(db.url()).await.unwrap_err(),
+        connect(db.url()).await.unwrap_err(),
+    ] {
+        assert!(
+            matches!(&refused, StoreError::OtherSchema { schema, .. } if schema == "public"),
+            "{refused}"
+        );
+    }
+    let created = db.exec_sql("SELECT * FROM elsewhere._sqlx_migrations").await;
+    assert!(created.is_err(), "no second set of tables was made in the current schema");
+}

@@ -25,17 +25,24 @@ impl Orchestrator {
                 _ = tick.tick() => false,
                 () = shutdown.cancelled() => true,
             };
-            let batch = self.fetches.take_pending();
-            if !batch.is_empty() {
-                if let Err(err) = self.store.record_fetches(&batch).await {
-                    tracing::warn!(error = %err, pending = batch.len(), "phone fetches not recorded yet");
-                    self.store_health.failed(&err.to_string());
-                    self.fetches.requeue(batch);
-                }
-            }
+            self.flush().await;
             if stopping {
                 return;
             }
+        }
+    }
+
+    /// Writes the fetches served since the last flush; on failure they wait for the next.
+    /// Also called once more after the server has drained at shutdown.
+    pub async fn flush(&self) {
+        let batch = self.fetches.take_pending();
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(err) = self.store.record_fetches(&batch).await {
+            tracing::warn!(error = %err, pending = batch.len(), "phone fetches not recorded yet");
+            self.store_health.failed(&err.to_string());
+            self.fetches.requeue(batch);
         }
     }
 
@@ -54,6 +61,10 @@ impl Orchestrator {
             let (number, total) = (current.number(), current.phone_count());
             let fetched = self.fetches.on_generation(number);
             if number <= announced || total == 0 || (fetched as f64) < CONVERGED_SHARE * total as f64 {
+                continue;
+            }
+            // Tried again once the store is back, without queueing behind rounds meanwhile.
+            if self.store_health.fault().is_some() {
                 continue;
             }
             let sites = current.sites();

@@ -125,8 +125,9 @@ impl Orchestrator {
 
     /// Checks with `prober` round after round, and keeps phone files, fetch records,
     /// alerts and history following the decisions, until `shutdown`; then flushes what
-    /// is pending. The caller serves [`Orchestrator::app_state`] and closes the store.
-    pub async fn run(self, prober: Arc<dyn Prober>, shutdown: CancellationToken) {
+    /// is pending. The caller serves [`Orchestrator::app_state`], and once its server has
+    /// drained, [`flushes`](Orchestrator::flush) once more and closes the store.
+    pub async fn run(self, prober: Arc<dyn Prober>, shutdown: CancellationToken) -> Arc<Self> {
         let new_blocks = self.new_blocks.lock().ok().and_then(|mut r| r.take());
         let this = Arc::new(self);
         if let Some(receiver) = new_blocks {
@@ -155,5 +156,6 @@ impl Orchestrator {
         let _ = renderer.await;
         let _ = flusher.await;
         let _ = alerts.await;
+        this
     }
 }

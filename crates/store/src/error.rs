@@ -47,6 +47,14 @@ pub enum StoreError {
     )]
     Missing { url: String },
 
+    /// switchback's tables are in another PostgreSQL schema than the connection's
+    /// current one (a changed search path): nothing is created beside them.
+    #[error(
+        "the store {url} has switchback's tables in schema `{schema}`, not in the connection's current \
+         schema; set the role's search_path (or options=-csearch_path={schema} in the URL)"
+    )]
+    OtherSchema { url: String, schema: String },
+
     /// A stored row holds a value the code cannot read back (an unknown enum spelling,
     /// a time out of range, a missing row that every save writes).
     #[error("corrupt row in {table}.{column}: {detail}")]

@@ -87,11 +87,17 @@ impl SqlStore {
             .map_err(|err| connect_error(url.scrub(&err.to_string())))?;
         let file = url.sqlite_file().and_then(|f| identity(&f.path).map(|id| (f.path, id)));
         let store = Self { pool, url, file };
+        // Before anything is written (WAL files included) to a store that is refused.
+        if !store.url.in_memory && !store.has_schema().await? {
+            if let Some(schema) = store.schema_elsewhere().await? {
+                return Err(StoreError::OtherSchema { url: store.url.redacted.clone(), schema });
+            }
+            if create == Create::Never {
+                return Err(StoreError::Missing { url: store.url.redacted.clone() });
+            }
+        }
         if store.url.backend == Backend::Sqlite && !store.url.in_memory {
             store.use_wal().await?;
-        }
-        if create == Create::Never && !store.url.in_memory && !store.has_schema().await? {
-            return Err(StoreError::Missing { url: store.url.redacted.clone() });
         }
         let migrator = match store.url.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
@@ -121,6 +127,22 @@ impl SqlStore {
             .await
             .map_err(StoreError::query("look for the schema"))?;
         Ok(tables > 0)
+    }
+
+    /// A PostgreSQL schema other than the current one that holds switchback's tables:
+    /// the search path changed, and migrating now would start an empty store beside them.
+    async fn schema_elsewhere(&self) -> Result<Option<String>, StoreError> {
+        if self.url.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        sqlx::query_scalar(
+            "SELECT table_schema::text FROM information_schema.tables \
+             WHERE table_name = '_sqlx_migrations' AND table_schema <> current_schema() \
+             ORDER BY table_schema LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query("look for the schema elsewhere"))
     }
 
     /// Write-ahead logging lets readers (the dashboard) proceed while the engine writes.

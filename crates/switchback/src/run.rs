@@ -77,10 +77,11 @@ pub async fn serve(
         shutdown.clone(),
     ));
     tokio::spawn(reload_on_hangup(tls, shutdown.clone()));
-    let store = orchestrator.store.clone();
-    orchestrator.run(Arc::new(ConfigProber::new(config)), shutdown).await;
+    let orchestrator = orchestrator.run(Arc::new(ConfigProber::new(config)), shutdown).await;
     let served = server.await.context("server task")?;
-    store.close().await;
+    // What phones fetched while the server drained.
+    orchestrator.flush().await;
+    orchestrator.store.close().await;
     served.context("http server")?;
     tracing::info!("switchback stopped");
     Ok(())

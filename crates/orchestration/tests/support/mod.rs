@@ -288,7 +288,7 @@ pub struct Running {
     pub store: Arc<FaultyStore>,
     pub orchestrator: Arc<OrchestratorView>,
     shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Arc<Orchestrator>>,
 }
 
 /// What a test reads of a running orchestration (the orchestrator itself runs).
