@@ -18,7 +18,8 @@ use switchback_provisioning::{Mac, Vendor};
 use crate::error::ApiError;
 use crate::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Events with ids below this one (the `next_before` of the previous page).
@@ -28,20 +29,26 @@ pub struct EventsQuery {
 
 /// An event as the API and the dashboard show it: the stored fields, plus how it reads
 /// (`label`, `tone`, `summary`), so that no client keeps its own copy of the wording.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub id: i64,
     pub at: DateTime<Utc>,
+    #[schema(value_type = String)]
     pub kind: EventKind,
     /// `route failed over`, `service down`, `phones converged`, …
     pub label: &'static str,
+    #[schema(value_type = String)]
     pub tone: Tone,
     /// One line: route, site and service, the change, where phones are.
     pub summary: String,
+    #[schema(value_type = Option<String>)]
     pub route: Option<Route>,
     pub site: Option<String>,
+    #[schema(value_type = Option<String>)]
     pub service: Option<ServiceKind>,
+    #[schema(value_type = Option<String>)]
     pub from: Option<RouteState>,
+    #[schema(value_type = Option<String>)]
     pub to: Option<RouteState>,
     pub active_site: Option<String>,
     pub reason: String,
@@ -92,7 +99,7 @@ impl EventView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventsPage {
     pub events: Vec<EventView>,
     /// Pass as `before` for the next (older) page; `null` on the last page.
@@ -112,6 +119,10 @@ fn authorized<Q>(
     query.map(|Query(q)| q).map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
+#[utoipa::path(get, path = "/api/events", tag = "read", params(EventsQuery),
+    security(("adminToken" = []), ("readToken" = []), ("session" = [])),
+    responses((status = 200, body = EventsPage), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -132,7 +143,8 @@ pub(crate) async fn events_page(state: &AppState, query: EventsQuery) -> Result<
     Ok(EventsPage { events, next_before })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PhonesQuery {
     /// `true`: only phones not seen for more than three poll intervals.
@@ -148,9 +160,11 @@ pub struct PhonesQuery {
 /// is a mistake, and each skipped phone costs the store a step.
 const MAX_OFFSET: usize = 10_000_000;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PhoneView {
+    #[schema(value_type = String)]
     pub mac: Mac,
+    #[schema(value_type = String)]
     pub vendor: Vendor,
     pub model: String,
     pub display_name: String,
@@ -162,7 +176,7 @@ pub struct PhoneView {
     pub stale: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PhonesPage {
     /// Phones matching the filter, before paging.
     pub total: usize,
@@ -170,6 +184,10 @@ pub struct PhonesPage {
     pub phones: Vec<PhoneView>,
 }
 
+#[utoipa::path(get, path = "/api/phones", tag = "read", params(PhonesQuery),
+    security(("adminToken" = []), ("readToken" = []), ("session" = [])),
+    responses((status = 200, body = PhonesPage), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody)))]
 pub async fn phones(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -254,22 +272,24 @@ fn known_total(state: &AppState, query: &PhonesQuery, stale_before: DateTime<Utc
 }
 
 /// The machine-readable description of this API.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "open",
+    responses((status = 200, description = "this document", content_type = "application/json")))]
 pub async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::json())
 }
 
-pub const OPENAPI: &str = include_str!("openapi.json");
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsQuery {
     limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AlertView {
     pub id: i64,
     pub webhook: String,
+    #[schema(value_type = String)]
     pub status: switchback_store::AlertStatus,
     pub kind: &'static str,
     pub event_id: i64,
@@ -283,6 +303,9 @@ pub struct AlertView {
 }
 
 /// The latest webhook deliveries, newest first: pending, delivered and failed.
+#[utoipa::path(get, path = "/api/alerts", tag = "read", params(AlertsQuery),
+    security(("adminToken" = []), ("readToken" = []), ("session" = [])),
+    responses((status = 200, body = Vec<AlertView>), (status = 401, body = crate::openapi::ErrorBody)))]
 pub async fn alerts(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

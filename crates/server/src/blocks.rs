@@ -13,11 +13,14 @@ use crate::error::ApiError;
 use crate::prov::guard::{BlockView, Source};
 use crate::AppState;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Blocks {
     pub blocks: Vec<BlockView>,
 }
 
+#[utoipa::path(get, path = "/api/provisioning/blocks", tag = "read",
+    security(("adminToken" = []), ("readToken" = []), ("session" = [])),
+    responses((status = 200, body = Blocks), (status = 401, body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -27,12 +30,17 @@ pub async fn list(
     Ok(Json(Blocks { blocks: state.access.guard.blocks(Instant::now()) }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Lifted {
     pub lifted: BlockView,
     pub actor: String,
 }
 
+#[utoipa::path(delete, path = "/api/provisioning/blocks/{source}", tag = "act",
+    params(("source" = String, Path, description = "the blocked source as listed, e.g. `192.0.2.7` or `2001:db8:1:2::/64`")),
+    security(("adminToken" = [])),
+    responses((status = 200, body = Lifted), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 404, body = crate::openapi::ErrorBody)))]
 pub async fn lift(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -94,6 +94,9 @@ impl StoreHealth {
 }
 
 /// `GET /healthz`: 200 when switchback can do its whole job.
+#[utoipa::path(get, path = "/healthz", tag = "open",
+    responses((status = 200, description = "`ok`", content_type = "text/plain"),
+        (status = 503, description = "why not, e.g. `store refuses writes: …`", content_type = "text/plain")))]
 pub async fn healthz(State(state): State<AppState>) -> Response {
     match state.store_health.fault() {
         None => (StatusCode::OK, "ok\n").into_response(),
@@ -104,6 +107,8 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /readyz`: 200 while this instance serves a complete generation of phone files.
+#[utoipa::path(get, path = "/readyz", tag = "open",
+    responses((status = 200, description = "a complete generation of phone files is served", content_type = "text/plain")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let generation = state.generations.current();
     (

@@ -14,6 +14,7 @@ pub mod listen;
 mod live;
 mod metrics;
 mod middleware;
+mod openapi;
 mod operator;
 pub mod prov;
 mod recent;

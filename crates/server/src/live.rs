@@ -200,6 +200,7 @@ async fn count_alerts(state: AppState, counted: watch::Sender<AlertCounts>, stop
 }
 
 /// `GET /api/status`: the latest snapshot.
+#[utoipa::path(get, path = "/api/status", tag = "open", responses((status = 200, body = Status)))]
 pub async fn status(State(state): State<AppState>, State(live): State<Live>) -> Response {
     let snapshot = live.current(&state);
     ([(header::CONTENT_TYPE, "application/json")], snapshot.json.clone()).into_response()
@@ -207,6 +208,10 @@ pub async fn status(State(state): State<AppState>, State(live): State<Live>) -> 
 
 /// `GET /api/stream`: a `status` event with the latest snapshot, then one for every new
 /// snapshot, until the client leaves or the server stops.
+#[utoipa::path(get, path = "/api/stream", tag = "open",
+    responses((status = 200, description = "Server-Sent Events: `status` events, each the `/api/status` JSON",
+        content_type = "text/event-stream"),
+        (status = 503, description = "too many streams (256 in all, 16 per source)", body = crate::openapi::ErrorBody)))]
 pub async fn stream(
     State(state): State<AppState>,
     State(live): State<Live>,

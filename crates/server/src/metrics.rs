@@ -269,6 +269,8 @@ impl Metrics {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "open",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
     let m = &state.metrics;
     let engine = state.engine.borrow().clone();

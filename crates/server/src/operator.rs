@@ -26,9 +26,11 @@ struct ActBody {
     reason: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActReply {
+    #[schema(value_type = String)]
     pub route: Route,
+    #[schema(value_type = String)]
     pub action: Action,
     pub actor: String,
     pub state: &'static str,
@@ -36,6 +38,13 @@ pub struct ActReply {
     pub mode: &'static str,
 }
 
+#[utoipa::path(post, path = "/api/routes/{route}/{action}", tag = "act",
+    params(("route" = String, Path, description = "`sip` or `stun`"),
+        ("action" = String, Path, description = "`failover`, `failback`, `pause` or `resume`")),
+    security(("adminToken" = []), ("session" = [])),
+    responses((status = 200, body = ActReply), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn act(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

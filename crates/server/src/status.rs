@@ -13,7 +13,7 @@ use switchback_store::AlertCounts;
 
 use crate::AppState;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Status {
     pub generation: u64,
     /// Whether the store takes writes: while it does not, nothing is decided.
@@ -26,16 +26,17 @@ pub struct Status {
     /// `switchback demo` is running: the dashboard offers break and mend buttons.
     pub demo: bool,
     /// Webhook deliveries by status.
+    #[schema(value_type = crate::openapi::AlertCountsDoc)]
     pub alerts: AlertCounts,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Routes {
     pub sip: RouteStatus,
     pub stun: RouteStatus,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RouteStatus {
     pub state: &'static str,
     pub active_site: String,
@@ -45,7 +46,7 @@ pub struct RouteStatus {
     pub mode: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ServiceStatus {
     pub site: String,
     pub role: &'static str,
@@ -58,7 +59,7 @@ pub struct ServiceStatus {
     pub recent: Vec<RecentCheck>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecentCheck {
     pub healthy: bool,
     pub checked_at: DateTime<Utc>,
@@ -66,24 +67,25 @@ pub struct RecentCheck {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Phones {
     pub total: usize,
     pub on_current_generation: usize,
     /// In a fixed order, so that the same counts always read the same.
+    #[schema(value_type = BTreeMap<String, VendorCount>)]
     pub by_vendor: BTreeMap<Vendor, VendorCount>,
     /// Phones not seen for more than three poll intervals (or never).
     pub stale: usize,
     pub stale_after_seconds: u64,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct VendorCount {
     pub total: usize,
     pub on_current_generation: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StoreView {
     pub up: bool,
     /// The database's own message for the latest refused write.

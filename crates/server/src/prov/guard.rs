@@ -95,8 +95,10 @@ impl Serialize for Source {
 }
 
 /// One block in force, as the API and the dashboard show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BlockView {
+    /// An IPv4 address or network, or an IPv6 network (`2001:db8:1:2::/64`).
+    #[schema(value_type = String)]
     pub source: Source,
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
