@@ -18,6 +18,8 @@ mod openapi;
 mod operator;
 pub mod prov;
 mod recent;
+#[cfg(test)]
+mod routes_tests;
 mod status;
 #[cfg(test)]
 mod testing;

@@ -245,47 +245,6 @@ async fn pause_and_resume_hold_and_release_a_route() {
 }
 
 #[tokio::test]
-async fn unknown_routes_and_actions_are_json_404_and_bad_bodies_400() {
-    let running = offline().await;
-    let before = routes(&running.status().await.unwrap());
-    for (route, action) in [
-        ("voice", "failover"),
-        ("SIP", "failover"),
-        ("sip", "explode"),
-        ("sip", "Failover"),
-        ("stun", ""),
-        ("database", "pause"),
-    ] {
-        let response = running.act(route, action, Some(TOKEN), None).await.unwrap();
-        if action.is_empty() {
-            // `/api/routes/stun/` matches no route at all.
-            assert_eq!(response.status, 404, "{}", response.text());
-            continue;
-        }
-        assert_json_error(&response, 404, &format!("{route}/{action}"));
-    }
-    for body in ["{", r#"{"reason": 5}"#, r#"{"reason": "x", "force": true}"#, "reason=x"] {
-        let response = running.act("sip", "failover", Some(TOKEN), Some(body)).await.unwrap();
-        assert_json_error(&response, 400, &format!("body {body}"));
-    }
-    // A GET is not an action.
-    let response = running.get("/api/routes/sip/failover").await.unwrap();
-    assert_eq!(response.status, 405, "{}", response.text());
-    assert_eq!(routes(&running.status().await.unwrap()), before, "a refused request changed something");
-    assert!(running.events_of("operator").await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn a_json_array_body_is_a_bad_request() {
-    let running = offline().await;
-    for body in ["[]", r#"["why"]"#] {
-        let response = running.act("sip", "failover", Some(TOKEN), Some(body)).await.unwrap();
-        assert_json_error(&response, 400, &format!("body {body}"));
-    }
-    assert_eq!(running.status().await.unwrap().summary("sip").0, "primary");
-}
-
-#[tokio::test]
 async fn without_a_configured_token_actions_are_off() {
     let site = || SiteAddrs::offline().unwrap();
     let running = Running::start(BINARY, &ConfigBuilder::new(site(), site()), &[]).await.unwrap();

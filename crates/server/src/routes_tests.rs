@@ -1,0 +1,146 @@
+//! Router behaviour in-process, through `tower::ServiceExt::oneshot` on the real router
+//! and a real SQLite store: who may act, what a bad request gets, how phone files are
+//! named and cached. The whole-binary tests keep what needs real processes and peers.
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use serde_json::Value;
+use switchback_core::{Route, RouteState};
+
+use crate::testing::{json, phone, TestApp, TOKEN};
+
+fn post(path: &str, authorization: Option<&str>, body: Option<(&str, &str)>) -> Request<Body> {
+    let mut request = Request::post(path);
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    let body = match body {
+        Some((content_type, body)) => {
+            request = request.header("content-type", content_type);
+            Body::from(body.to_owned())
+        }
+        None => Body::empty(),
+    };
+    request.body(body).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A JSON `{"error": …}` with `status`; the error text, for further checks.
+async fn json_error(response: Response<Body>, status: u16, what: &str) -> String {
+    assert_eq!(response.status().as_u16(), status, "{what}");
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(content_type.contains("application/json"), "{what}: {content_type}");
+    let body: Value = json(response).await;
+    let error = body["error"].as_str().unwrap_or_default().to_owned();
+    assert!(!error.is_empty(), "{what}: {body}");
+    error
+}
+
+fn unmoved(app: &TestApp) {
+    let engine = app.engine.borrow();
+    for route in Route::ALL {
+        assert_eq!(engine.route(route).state, RouteState::Primary, "a refused request moved {route:?}");
+        assert_eq!(engine.route(route).mode, switchback_core::Mode::Auto, "a refused request held {route:?}");
+    }
+}
+
+#[tokio::test]
+async fn actions_without_the_admin_token_are_refused_as_json_and_change_nothing() {
+    let app = TestApp::start(2).await;
+    let attempts: [(&str, Option<String>); 6] = [
+        ("no Authorization", None),
+        ("a wrong token", Some("Bearer wrong-token-0123456789".into())),
+        ("the token with a suffix", Some(format!("Bearer {TOKEN}x"))),
+        ("a prefix of the token", Some(format!("Bearer {}", &TOKEN[..TOKEN.len() - 1]))),
+        ("Basic instead of Bearer", Some(format!("Basic {TOKEN}"))),
+        ("an empty bearer", Some("Bearer ".into())),
+    ];
+    // Each form from its own address: four wrong tokens each, below the limit of five.
+    for (n, (what, header)) in (10u8..).zip(&attempts) {
+        let source = std::net::Ipv4Addr::new(192, 0, 2, n).into();
+        for action in ["failover", "failback", "pause", "resume"] {
+            let request = post(&format!("/api/routes/sip/{action}"), header.as_deref(), None);
+            let error =
+                json_error(app.send_from(request, source).await, 401, &format!("{action} with {what}")).await;
+            assert!(!error.contains(TOKEN), "the token is echoed: {error}");
+        }
+    }
+    // A token in the query or a form field is not a token.
+    let form = ("application/x-www-form-urlencoded", &*format!("token={TOKEN}"));
+    let request = post(&format!("/api/routes/sip/failover?token={TOKEN}"), None, Some(form));
+    json_error(app.send(request).await, 401, "token in the query and the form").await;
+    unmoved(&app);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_actions_are_json_404_bad_bodies_400_and_a_get_405() {
+    let app = TestApp::start(2).await;
+    let bearer = format!("Bearer {TOKEN}");
+    for (route, action) in [
+        ("voice", "failover"),
+        ("SIP", "failover"),
+        ("sip", "explode"),
+        ("sip", "Failover"),
+        ("database", "pause"),
+    ] {
+        let request = post(&format!("/api/routes/{route}/{action}"), Some(&bearer), None);
+        json_error(app.send(request).await, 404, &format!("{route}/{action}")).await;
+    }
+    // `/api/routes/stun/` matches no route at all.
+    assert_eq!(app.send(post("/api/routes/stun/", Some(&bearer), None)).await.status(), 404);
+    for body in ["{", r#"{"reason": 5}"#, r#"{"reason": "x", "force": true}"#, "reason=x", "[]", r#"["why"]"#]
+    {
+        let request = post("/api/routes/sip/failover", Some(&bearer), Some(("application/json", body)));
+        json_error(app.send(request).await, 400, &format!("body {body}")).await;
+    }
+    // A GET is not an action.
+    assert_eq!(app.get("/api/routes/sip/failover").await.status(), 405);
+    unmoved(&app);
+
+    // And the right request acts.
+    let request = post(
+        "/api/routes/sip/pause",
+        Some(&bearer),
+        Some(("application/json", r#"{"reason": "maintenance window"}"#)),
+    );
+    assert_eq!(app.send(request).await.status(), 200);
+    assert_eq!(app.engine.borrow().route(Route::Sip).mode, switchback_core::Mode::Paused);
+}
+
+#[tokio::test]
+async fn phone_files_answer_by_exact_name_with_an_etag_and_nothing_else() {
+    use axum::http::StatusCode;
+    let app = TestApp::start(2).await;
+    let (yealink, linksys) = (phone(0).mac.to_string(), phone(1).mac.to_string());
+    let path = format!("/prov/yealink/{yealink}.cfg");
+    let response = app.get(&path).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let etag = response.headers()["etag"].clone();
+    let again = app
+        .send(
+            Request::get(&path)
+                .header("if-none-match", etag.clone())
+                .body(Body::empty())
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(again.headers()["etag"], etag);
+    assert_eq!(
+        app.get(&format!("/prov/yealink/{}.cfg", yealink.to_uppercase())).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.get(&format!("/prov/linksys/spa{linksys}.xml")).await.status(), StatusCode::OK);
+    assert_eq!(app.get("/prov/yealink/y000000000028.cfg").await.status(), StatusCode::OK, "the common file");
+    for wrong in [
+        format!("/prov/linksys/spa{yealink}.xml"),
+        format!("/prov/yealink/{linksys}.cfg"),
+        "/prov/yealink/001565ffffff.cfg".to_owned(),
+        format!("/prov/yealink/{yealink}.xml"),
+        format!("/prov/yealink/../{yealink}.cfg"),
+        "/prov/yealink/%2e%2e%2fCargo.toml".to_owned(),
+        format!("/prov/polycom/{yealink}.cfg"),
+    ] {
+        assert_eq!(app.get(&wrong).await.status(), StatusCode::NOT_FOUND, "{wrong}");
+    }
+}
