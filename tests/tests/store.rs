@@ -704,3 +704,15 @@ async fn postgres_tables_in_another_schema_are_named_not_replaced() {
     let created = db.exec_sql("SELECT * FROM elsewhere._sqlx_migrations").await;
     assert!(created.is_err(), "no second set of tables was made in the current schema");
 }
+
+/// Another application's migrations in another schema of the same database are not
+/// switchback's: a first start still creates switchback's tables.
+#[tokio::test]
+async fn postgres_another_applications_migrations_are_not_taken_for_ours() {
+    let db = require!(fresh_postgres().await, "postgresql");
+    db.exec_sql("CREATE SCHEMA billing").await.unwrap();
+    db.exec_sql("CREATE TABLE billing._sqlx_migrations (version BIGINT PRIMARY KEY)").await.unwrap();
+    let store = connect(db.url()).await.unwrap();
+    assert_eq!(store.load_state().await.unwrap(), None);
+    store.close().await;
+}

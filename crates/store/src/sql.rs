@@ -135,10 +135,13 @@ impl SqlStore {
         if self.url.backend != Backend::Postgres {
             return Ok(None);
         }
+        // Another application's migrations table is not ours: switchback's own tables
+        // must be there too.
         sqlx::query_scalar(
-            "SELECT table_schema::text FROM information_schema.tables \
-             WHERE table_name = '_sqlx_migrations' AND table_schema <> current_schema() \
-             ORDER BY table_schema LIMIT 1",
+            "SELECT m.table_schema::text FROM information_schema.tables m \
+             JOIN information_schema.tables e ON e.table_schema = m.table_schema AND e.table_name = 'engine_state' \
+             WHERE m.table_name = '_sqlx_migrations' AND m.table_schema <> current_schema() \
+             ORDER BY m.table_schema LIMIT 1",
         )
         .fetch_optional(&self.pool)
         .await
