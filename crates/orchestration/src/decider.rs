@@ -40,9 +40,19 @@ pub struct Decider {
 struct Held {
     state: EngineState,
     unsaved: Vec<CheckResult>,
-    /// A save failed or timed out: it may have committed all the same (the reply was
-    /// lost), so the stored state is read back before the next step.
+    /// A save failed: it may have committed all the same (the reply was lost), so the
+    /// stored state is read back before the next step.
     doubtful: bool,
+    /// A save that overran [`SAVE_WITHIN`], still running: its outcome is awaited before
+    /// the next step, so that it can never land after a step that assumed it failed.
+    in_flight: Option<InFlight>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    save: tokio::task::JoinHandle<Result<(), switchback_store::StoreError>>,
+    step: Step,
+    queued_alerts: bool,
 }
 
 /// The longest a save may take before it counts as failed (and doubtful).
@@ -58,8 +68,10 @@ pub enum DecideError {
     Operator(#[from] OperatorError),
     #[error("could not persist the decision, nothing changed: {0}")]
     Store(#[from] switchback_store::StoreError),
-    #[error("the store did not confirm the decision within {0:?}; nothing changed")]
+    #[error("the store did not confirm the decision within {0:?}; it takes effect only if the store confirms it later")]
     SaveTimedOut(std::time::Duration),
+    #[error("the save of the decision crashed: {0}")]
+    SaveCrashed(String),
 }
 
 /// Whether `stored` holds a step taken after `known`: a route or a service moved on in
@@ -69,6 +81,14 @@ fn went_through(known: &EngineState, stored: &EngineState) -> bool {
     stored.generation != known.generation
         || Route::ALL.iter().any(|&route| stored.route(route).since > known.route(route).since)
         || stored.services.iter().any(|(id, track)| track.checked_at > known.service(*id).checked_at)
+}
+
+/// Drops the unsaved checks that the state now holds (a save that went through after
+/// all carried them), keeping the later ones.
+fn keep_unsaved_after(held: &mut Held) {
+    let state = &held.state;
+    held.unsaved
+        .retain(|check| state.service(check.service).checked_at.is_none_or(|at| check.checked_at > at));
 }
 
 /// Keeps, of the checks of rounds not saved, what the route engine needs: per service,
@@ -125,7 +145,7 @@ impl Decider {
             alert_wake,
             store_health,
             recent_checks,
-            state: Mutex::new(Held { state, unsaved: Vec::new(), doubtful: false }),
+            state: Mutex::new(Held { state, unsaved: Vec::new(), doubtful: false, in_flight: None }),
             published,
         })
     }
@@ -146,38 +166,36 @@ impl Decider {
         self.recent_checks.observe(&results);
         let mut held = self.state.lock().await;
         let settled = self.settle(&mut held).await;
-        let Held { state, unsaved, doubtful } = &mut *held;
         let mut results = results;
-        if !unsaved.is_empty() {
-            let mut earlier = std::mem::take(unsaved);
+        if !held.unsaved.is_empty() {
+            let mut earlier = std::mem::take(&mut held.unsaved);
             earlier.append(&mut results);
             results = compact(earlier);
         }
-        let step = state.step(&results, &self.rules, self.clock.now());
+        let step = held.state.step(&results, &self.rules, self.clock.now());
         // What the probes see is worth showing even when nothing can be decided: the
         // services as checked, the routes as last persisted. Shown before the save
         // while the store is known to be down (a save may then wait for its timeout),
         // and after a save that failed. The next round decides again from the persisted
         // state and fresh checks.
-        let mut live = state.clone();
+        let mut live = held.state.clone();
         live.services = step.next.services.clone();
         if self.store_health.fault().is_some() {
             self.published.send_replace(live.clone());
         }
-        let span = tracing::info_span!("decide", generation = state.generation);
+        let span = tracing::info_span!("decide", generation = held.state.generation);
         let committed = match settled {
-            Ok(()) => self.commit(state, step, &results).instrument(span).await,
+            Ok(()) => self.commit(&mut held, step, &results).instrument(span).await,
             Err(err) => Err(err),
         };
         if let Err(err) = committed {
-            *doubtful = true;
             self.published.send_replace(live);
             let over = results.len().saturating_sub(UNSAVED_MAX);
             results.drain(..over);
-            *unsaved = results;
+            held.unsaved = results;
             return Err(err);
         }
-        Ok(state.unsettled())
+        Ok(held.state.unsettled())
     }
 
     /// Applies an operator action.
@@ -191,9 +209,7 @@ impl Decider {
         let mut held = self.state.lock().await;
         self.settle(&mut held).await?;
         let step = held.state.operate(route, action, actor, why, self.clock.now())?;
-        let committed = self.commit(&mut held.state, step, &[]).await;
-        held.doubtful |= committed.is_err();
-        committed
+        self.commit(&mut held, step, &[]).await
     }
 
     /// Records an event that the rules did not make (convergence), with its alerts.
@@ -201,20 +217,40 @@ impl Decider {
         let mut held = self.state.lock().await;
         self.settle(&mut held).await?;
         let step = Step { next: held.state.clone(), events: vec![event] };
-        let committed = self.commit(&mut held.state, step, &[]).await;
-        held.doubtful |= committed.is_err();
-        committed
+        self.commit(&mut held, step, &[]).await
     }
 
-    /// After a save whose outcome is unknown, reads the stored state back: when the
-    /// save went through after all (its steps' times are in the store), it is adopted,
-    /// with the checks it carried, so that its events and alerts are not made twice.
+    /// Before a step, settles the outcome of earlier saves: a save still running is
+    /// awaited (a while); a save that failed is checked by reading the stored state back,
+    /// which is adopted when the save went through after all (its steps' times are in
+    /// the store), so that its events and alerts are not made twice.
     async fn settle(&self, held: &mut Held) -> Result<(), DecideError> {
+        if let Some(mut flight) = held.in_flight.take() {
+            match tokio::time::timeout(SAVE_WITHIN, &mut flight.save).await {
+                Err(_) => {
+                    held.in_flight = Some(flight);
+                    return Err(DecideError::SaveTimedOut(SAVE_WITHIN));
+                }
+                Ok(Ok(Ok(()))) => {
+                    tracing::warn!("a save that overran its time went through; resuming from it");
+                    self.store_health.ok();
+                    self.applied(held, flight.step, flight.queued_alerts);
+                    return Ok(());
+                }
+                Ok(_) => held.doubtful = true,
+            }
+        }
         if !held.doubtful {
             return Ok(());
         }
-        let stored =
-            self.store.load_state().await.inspect_err(|err| self.store_health.failed(&err.to_string()))?;
+        let stored = match tokio::time::timeout(SAVE_WITHIN, self.store.load_state()).await {
+            Ok(Ok(stored)) => stored,
+            Ok(Err(err)) => {
+                self.store_health.failed(&err.to_string());
+                return Err(err.into());
+            }
+            Err(_) => return Err(DecideError::SaveTimedOut(SAVE_WITHIN)),
+        };
         held.doubtful = false;
         if let Some(stored) = stored.filter(|stored| went_through(&held.state, stored)) {
             tracing::warn!(
@@ -222,40 +258,54 @@ impl Decider {
                 "a save reported as failed had gone through; resuming from it"
             );
             held.state = stored;
-            held.unsaved.clear();
+            keep_unsaved_after(held);
             self.published.send_replace(held.state.clone());
             self.alert_wake.notify_one();
         }
         Ok(())
     }
 
-    async fn commit(
-        &self,
-        state: &mut EngineState,
-        step: Step,
-        checks: &[CheckResult],
-    ) -> Result<(), DecideError> {
-        let alerts = switchback_alerts::plan(state, step.next.generation, &step.events, &self.webhooks);
-        let save = self.store.save_step_with_alerts(&step.next, checks, &step.events, &alerts);
-        let saved = match tokio::time::timeout(SAVE_WITHIN, save).await {
-            Ok(saved) => saved.map_err(DecideError::from),
-            Err(_) => Err(DecideError::SaveTimedOut(SAVE_WITHIN)),
+    /// Saves `step` and applies it. A save that fails marks the outcome doubtful; one
+    /// that overruns [`SAVE_WITHIN`] is left running, and settled before the next step.
+    async fn commit(&self, held: &mut Held, step: Step, checks: &[CheckResult]) -> Result<(), DecideError> {
+        let alerts = switchback_alerts::plan(&held.state, step.next.generation, &step.events, &self.webhooks);
+        let queued_alerts = !alerts.is_empty();
+        let store = self.store.clone();
+        let (next, checks, events) = (step.next.clone(), checks.to_vec(), step.events.clone());
+        let mut save = tokio::spawn(async move {
+            store.save_step_with_alerts(&next, &checks, &events, &alerts).await.map(|_ids| ())
+        });
+        let failed = match tokio::time::timeout(SAVE_WITHIN, &mut save).await {
+            Ok(Ok(Ok(()))) => {
+                self.store_health.ok();
+                self.applied(held, step, queued_alerts);
+                return Ok(());
+            }
+            Ok(Ok(Err(err))) => DecideError::from(err),
+            Ok(Err(crashed)) => DecideError::SaveCrashed(crashed.to_string()),
+            Err(_) => {
+                held.in_flight = Some(InFlight { save, step, queued_alerts });
+                DecideError::SaveTimedOut(SAVE_WITHIN)
+            }
         };
-        if let Err(err) = saved {
-            self.store_health.failed(&err.to_string());
-            return Err(err);
-        }
-        self.store_health.ok();
-        if !alerts.is_empty() {
+        held.doubtful |= held.in_flight.is_none();
+        self.store_health.failed(&failed.to_string());
+        Err(failed)
+    }
+
+    /// Takes a saved step into effect: the state, its publication, the alert sender,
+    /// metrics and the log.
+    fn applied(&self, held: &mut Held, step: Step, queued_alerts: bool) {
+        if queued_alerts {
             self.alert_wake.notify_one();
         }
-        *state = step.next;
-        self.published.send_replace(state.clone());
+        held.state = step.next;
+        keep_unsaved_after(held);
+        self.published.send_replace(held.state.clone());
         self.metrics.observe_events(&step.events);
         for event in &step.events {
             self.log(event);
         }
-        Ok(())
     }
 
     fn site(&self, role: switchback_core::Role) -> &str {
@@ -291,7 +341,7 @@ impl Control for Decider {
     ) -> Result<(), ControlError> {
         Decider::operate(self, route, action, actor, why).await.map_err(|err| match err {
             DecideError::Operator(refused) => ControlError::Refused(refused.to_string()),
-            DecideError::Store(_) | DecideError::SaveTimedOut(_) => {
+            DecideError::Store(_) | DecideError::SaveTimedOut(_) | DecideError::SaveCrashed(_) => {
                 ControlError::Unavailable(err.to_string())
             }
         })

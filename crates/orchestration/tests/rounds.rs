@@ -174,6 +174,39 @@ async fn a_save_whose_reply_is_lost_is_not_made_twice(db: StoreDb) {
     run.stop().await;
 }
 
+/// The save that fails over overruns its time and commits later, after the decider gave
+/// up waiting: it is awaited before the next step and taken into effect, never made
+/// twice nor overwritten.
+async fn a_save_that_overruns_its_time_is_awaited_not_made_twice(db: StoreDb) {
+    let store = store_on(&db).await;
+    let run = Running::start(store.clone()).await;
+    run.prober.set_down(PRIMARY_SIP, true);
+    run.until(ONE_INTERVAL, "failing", |r| r.route_state(Route::Sip) == RouteState::Failing).await;
+    store.stall_next_save();
+    run.until(Duration::from_secs(60), "the decider to give up waiting", |r| {
+        r.orchestrator.state.store_health.fault().is_some_and(|f| f.contains("did not confirm"))
+    })
+    .await;
+    // While its outcome is unknown nothing else is decided, however long it takes: a
+    // later step must never be overwritten by it landing late.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(run.route_state(Route::Sip), RouteState::Failing, "decided on top of a save in flight");
+    assert_eq!(run.engine().service(PRIMARY_SIP).healthy, Some(false), "the live view still moves");
+    store.finish_stalled_save();
+    // The round that was waiting on it gives up first; the next one finds it done.
+    run.until(2 * ONE_RECHECK, "failed over", |r| r.route_state(Route::Sip) == RouteState::FailedOver).await;
+    // Rounds on top of it go on from the failed-over state.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let events = switchback_store::Store::events(&*store, None, 100).await.unwrap();
+    let to = |state| {
+        events.iter().filter(|e| e.event.kind == EventKind::Transition && e.event.to == Some(state)).count()
+    };
+    assert_eq!((to(RouteState::Failing), to(RouteState::FailedOver)), (1, 1), "{events:#?}");
+    let stored = switchback_store::Store::load_state(&*store).await.unwrap().unwrap();
+    assert_eq!(stored.route(Route::Sip).state, RouteState::FailedOver, "the stored state agrees");
+    run.stop().await;
+}
+
 /// Stopped mid-failover and started again: the backup stays, in the same generation,
 /// and failback still waits the whole hold-down.
 async fn a_restart_resumes_the_failover(db: StoreDb) {
@@ -229,4 +262,5 @@ on_both_stores!(
     a_commit_that_fails_once_is_decided_again_by_the_next_round,
     a_restart_resumes_the_failover,
     a_save_whose_reply_is_lost_is_not_made_twice,
+    a_save_that_overruns_its_time_is_awaited_not_made_twice,
 );

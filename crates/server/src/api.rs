@@ -259,6 +259,11 @@ pub(crate) async fn phones_page(state: &AppState, query: PhonesQuery) -> Result<
 /// list, a generation's phones), so that no request counts the whole inventory in SQL.
 /// It may be up to one flush (2 s) ahead of the stored records the page comes from.
 fn known_total(state: &AppState, query: &PhonesQuery, stale_before: DateTime<Utc>) -> Option<u64> {
+    // The first page only (the dashboard's): the fetch log may still count phones since
+    // removed, which a later, emptier page would show up.
+    if query.offset.unwrap_or(0) > 0 {
+        return None;
+    }
     let total = state.generations.current().phone_count();
     let seen = || state.fetches.seen_since(stale_before).min(total);
     let known = match (query.stale, query.generation) {
@@ -305,7 +310,8 @@ pub struct AlertView {
 /// The latest webhook deliveries, newest first: pending, delivered and failed.
 #[utoipa::path(get, path = "/api/alerts", tag = "read", params(AlertsQuery),
     security(("adminToken" = []), ("readToken" = []), ("session" = [])),
-    responses((status = 200, body = Vec<AlertView>), (status = 401, body = crate::openapi::ErrorBody)))]
+    responses((status = 200, body = Vec<AlertView>), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody)))]
 pub async fn alerts(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -20,7 +20,8 @@ pub struct Blocks {
 
 #[utoipa::path(get, path = "/api/provisioning/blocks", tag = "read",
     security(("adminToken" = []), ("readToken" = []), ("session" = [])),
-    responses((status = 200, body = Blocks), (status = 401, body = crate::openapi::ErrorBody)))]
+    responses((status = 200, body = Blocks), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 429, body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -38,9 +39,10 @@ pub struct Lifted {
 
 #[utoipa::path(delete, path = "/api/provisioning/blocks/{source}", tag = "act",
     params(("source" = String, Path, description = "the blocked source as listed, e.g. `192.0.2.7` or `2001:db8:1:2::/64`")),
-    security(("adminToken" = [])),
-    responses((status = 200, body = Lifted), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 404, body = crate::openapi::ErrorBody)))]
+    security(("adminToken" = []), ("session" = [])),
+    responses((status = 200, body = Lifted), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 404, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody)))]
 pub async fn lift(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

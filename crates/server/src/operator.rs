@@ -42,7 +42,8 @@ pub struct ActReply {
     params(("route" = String, Path, description = "`sip` or `stun`"),
         ("action" = String, Path, description = "`failover`, `failback`, `pause` or `resume`")),
     security(("adminToken" = []), ("session" = [])),
-    responses((status = 200, body = ActReply), (status = 401, body = crate::openapi::ErrorBody),
+    responses((status = 200, body = ActReply), (status = 400, body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 429, body = crate::openapi::ErrorBody),
         (status = 404, body = crate::openapi::ErrorBody), (status = 409, body = crate::openapi::ErrorBody),
         (status = 403, body = crate::openapi::ErrorBody), (status = 503, body = crate::openapi::ErrorBody)))]
 pub async fn act(

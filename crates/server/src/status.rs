@@ -152,8 +152,12 @@ impl Status {
 }
 
 /// Phones last seen before this are stale.
+/// In whole seconds, as the fetch log counts, so that the stored list and the counts
+/// in memory draw the line at the same instant.
 pub(crate) fn stale_before(state: &AppState) -> DateTime<Utc> {
-    state.clock.now() - chrono::Duration::from_std(state.poll_interval * 3).unwrap_or(chrono::TimeDelta::MAX)
+    let at = state.clock.now()
+        - chrono::Duration::from_std(state.poll_interval * 3).unwrap_or(chrono::TimeDelta::MAX);
+    DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
 }
 
 /// From the fetch log's running counts. A phone that fetched the current number and was

@@ -129,8 +129,10 @@ impl SqlStore {
         Ok(tables > 0)
     }
 
-    /// A PostgreSQL schema other than the current one that holds switchback's tables:
-    /// the search path changed, and migrating now would start an empty store beside them.
+    /// A schema later on the search path than the current one that holds switchback's
+    /// tables: the search path changed (a schema named after the role was made), and
+    /// migrating now would start an empty store in front of them. Schemas off the search
+    /// path (another deployment's, a restored copy) are not this store's.
     async fn schema_elsewhere(&self) -> Result<Option<String>, StoreError> {
         if self.url.backend != Backend::Postgres {
             return Ok(None);
@@ -141,6 +143,7 @@ impl SqlStore {
             "SELECT m.table_schema::text FROM information_schema.tables m \
              JOIN information_schema.tables e ON e.table_schema = m.table_schema AND e.table_name = 'engine_state' \
              WHERE m.table_name = '_sqlx_migrations' AND m.table_schema <> current_schema() \
+             AND m.table_schema = ANY(current_schemas(false)) \
              ORDER BY m.table_schema LIMIT 1",
         )
         .fetch_optional(&self.pool)

@@ -22,12 +22,12 @@ pub(crate) struct WriteTx {
 
 impl WriteTx {
     pub(crate) async fn begin(pool: &AnyPool, begin: &'static str) -> Result<Self, StoreError> {
-        let mut conn = pool.acquire().await.map_err(StoreError::query("acquire a store connection"))?;
-        if let Err(err) = conn.execute(begin).await {
-            conn.close_on_drop();
-            return Err(StoreError::query("begin write transaction")(err));
-        }
-        Ok(Self { conn, committed: false })
+        let conn = pool.acquire().await.map_err(StoreError::query("acquire a store connection"))?;
+        // Made before BEGIN is sent: a future dropped while it is in flight closes the
+        // connection too, rather than handing it back to the pool inside a transaction.
+        let mut tx = Self { conn, committed: false };
+        tx.conn.execute(begin).await.map_err(StoreError::query("begin write transaction"))?;
+        Ok(tx)
     }
 
     pub(crate) fn conn(&mut self) -> &mut AnyConnection {

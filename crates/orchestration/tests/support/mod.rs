@@ -99,6 +99,10 @@ pub struct FaultyStore {
     refuse_writes: AtomicBool,
     refuse_next_save: AtomicBool,
     lose_next_reply: AtomicBool,
+    stall_next_save: AtomicBool,
+    /// Lets a stalled save go on; set once it committed.
+    stall_gate: Arc<tokio::sync::Semaphore>,
+    stalled_committed: Arc<AtomicBool>,
     pub saves_refused: std::sync::atomic::AtomicU64,
 }
 
@@ -114,6 +118,9 @@ impl FaultyStore {
             refuse_writes: AtomicBool::new(false),
             refuse_next_save: AtomicBool::new(false),
             lose_next_reply: AtomicBool::new(false),
+            stall_next_save: AtomicBool::new(false),
+            stall_gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            stalled_committed: Arc::default(),
             saves_refused: Default::default(),
         })
     }
@@ -131,6 +138,24 @@ impl FaultyStore {
     /// The next save commits, but reports a failure: the reply to COMMIT was lost.
     pub fn lose_next_reply(&self) {
         self.lose_next_reply.store(true, Ordering::SeqCst);
+    }
+
+    /// The next save is slow (a synchronous standby away, a stalled disk): it commits
+    /// once [`FaultyStore::finish_stalled_save`] lets it, whether or not its caller still
+    /// waits, as a COMMIT on the wire does.
+    pub fn stall_next_save(&self) {
+        self.stall_next_save.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets the stalled save commit, and returns once it has (in real time, with the
+    /// test's clock standing still).
+    pub fn finish_stalled_save(&self) {
+        self.stall_gate.add_permits(1);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !self.stalled_committed.load(Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "the stalled save did not commit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     fn on_store_runtime<'a, T: Send>(&'a self, call: impl Future<Output = T> + Send + 'a) -> T {
@@ -196,6 +221,20 @@ impl Store for FaultyStore {
         if self.refuse_next_save.swap(false, Ordering::SeqCst) || self.refuse_writes.load(Ordering::SeqCst) {
             self.saves_refused.fetch_add(1, Ordering::SeqCst);
             return Err(injected("commit failed"));
+        }
+        if self.stall_next_save.swap(false, Ordering::SeqCst) {
+            let inner = self.inner.clone();
+            let (next, checks, events, alerts) =
+                (next.clone(), checks.to_vec(), events.to_vec(), alerts.to_vec());
+            let (gate, committed) = (self.stall_gate.clone(), self.stalled_committed.clone());
+            let commit = self.runtime.as_ref().unwrap().spawn(async move {
+                let _go = gate.acquire().await;
+                let saved = inner.save_step_with_alerts(&next, &checks, &events, &alerts).await;
+                committed.store(saved.is_ok(), Ordering::SeqCst);
+                saved
+            });
+            // Awaited without blocking the test's thread: its clock runs on meanwhile.
+            return commit.await.unwrap_or_else(|crashed| Err(injected(&crashed.to_string())));
         }
         let saved = self.on_store_runtime(self.inner.save_step_with_alerts(next, checks, events, alerts));
         if saved.is_ok() && self.lose_next_reply.swap(false, Ordering::SeqCst) {
