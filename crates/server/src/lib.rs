@@ -16,6 +16,7 @@ mod metrics;
 mod middleware;
 mod openapi;
 mod operator;
+mod per_source;
 pub mod prov;
 mod recent;
 #[cfg(test)]

@@ -8,7 +8,6 @@
 //! closed after [`Limits::idle_timeout`] without a request. axum's own `serve` has no
 //! header or idle timeout and no TLS, hence this loop over hyper's HTTP/1 connection.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -30,6 +29,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::metrics::Metrics;
+use crate::per_source::PerSource;
 use crate::prov::guard::Source;
 use crate::tls::{ClientIdentity, Tls};
 
@@ -97,7 +97,7 @@ pub async fn serve(
         limits,
         metrics,
         permits: Arc::new(Semaphore::new(limits.max_connections)),
-        per_source: Arc::new(std::sync::Mutex::new(HashMap::new())),
+        per_source: PerSource::new(MAX_PER_SOURCE),
         tracker: TaskTracker::new(),
         shutdown: shutdown.clone(),
     });
@@ -121,7 +121,7 @@ struct Shared {
     limits: Limits,
     metrics: Arc<Metrics>,
     permits: Arc<Semaphore>,
-    per_source: Arc<std::sync::Mutex<HashMap<Source, usize>>>,
+    per_source: PerSource,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -146,7 +146,7 @@ impl Shared {
                 }
             };
             let source = Source::of(peer.ip());
-            let admitted = match SourceSlot::take(&self.per_source, source) {
+            let admitted = match self.per_source.take(source) {
                 None => Err("one source holds too many connections; new ones are closed"),
                 Some(slot) => match self.permits.clone().try_acquire_owned() {
                     Ok(permit) => Ok((slot, permit)),
@@ -253,36 +253,6 @@ impl Shared {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
                 }
-            }
-        }
-    }
-}
-
-/// One open connection of a source, counted until dropped.
-struct SourceSlot {
-    table: Arc<std::sync::Mutex<HashMap<Source, usize>>>,
-    source: Source,
-}
-
-impl SourceSlot {
-    fn take(table: &Arc<std::sync::Mutex<HashMap<Source, usize>>>, source: Source) -> Option<Self> {
-        let mut counts = table.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let open = counts.entry(source).or_default();
-        if *open >= MAX_PER_SOURCE {
-            return None;
-        }
-        *open += 1;
-        Some(Self { table: table.clone(), source })
-    }
-}
-
-impl Drop for SourceSlot {
-    fn drop(&mut self) {
-        let mut counts = self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(open) = counts.get_mut(&self.source) {
-            *open = open.saturating_sub(1);
-            if *open == 0 {
-                counts.remove(&self.source);
             }
         }
     }

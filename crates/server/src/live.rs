@@ -9,10 +9,9 @@
 //! counts are the one store read: a task of their own makes it once a second, so a slow
 //! store never holds up an event. Both tasks stop with the server.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -28,6 +27,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::error::ApiError;
+use crate::per_source::PerSource;
 use crate::prov::guard::Source as Peer;
 use crate::status::Status;
 use crate::AppState;
@@ -106,7 +106,7 @@ impl Snapshot {
 pub struct Live {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     streams: Arc<Semaphore>,
-    per_source: Arc<Mutex<HashMap<Peer, usize>>>,
+    per_source: PerSource,
     /// Stops the hub when the router is dropped without a shutdown.
     _stop: Arc<DropGuard>,
 }
@@ -121,7 +121,7 @@ impl Live {
         Self {
             snapshots,
             streams: Arc::new(Semaphore::new(MAX_STREAMS)),
-            per_source: Arc::default(),
+            per_source: PerSource::new(MAX_STREAMS_PER_SOURCE),
             _stop: Arc::new(stop.drop_guard()),
         }
     }
@@ -219,7 +219,7 @@ pub async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let slot = match peer {
-        Some(ip) => Some(SourceSlot::take(&live.per_source, Peer::of(ip)).ok_or(ApiError::TooManyStreams)?),
+        Some(ip) => Some(live.per_source.take(Peer::of(ip)).ok_or(ApiError::TooManyStreams)?),
         None => None,
     };
     let permit = live.streams.clone().try_acquire_owned().map_err(|_| ApiError::TooManyStreams)?;
@@ -235,38 +235,6 @@ pub async fn stream(
     });
     let events = events.take_until(tokio::time::sleep(MAX_LIFETIME));
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
-}
-
-/// One stream of a source, given back when the stream ends.
-#[derive(Debug)]
-struct SourceSlot {
-    counts: Arc<Mutex<HashMap<Peer, usize>>>,
-    source: Peer,
-}
-
-impl SourceSlot {
-    /// `None` when the source holds its share already.
-    fn take(counts: &Arc<Mutex<HashMap<Peer, usize>>>, source: Peer) -> Option<Self> {
-        let mut held = counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = held.entry(source).or_default();
-        if *count >= MAX_STREAMS_PER_SOURCE {
-            return None;
-        }
-        *count += 1;
-        Some(Self { counts: counts.clone(), source })
-    }
-}
-
-impl Drop for SourceSlot {
-    fn drop(&mut self) {
-        let mut held = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = held.get_mut(&self.source) {
-            *count -= 1;
-            if *count == 0 {
-                held.remove(&self.source);
-            }
-        }
-    }
 }
 
 fn status_event(json: &Bytes) -> Event {
