@@ -5,6 +5,7 @@
 //! with a note on stderr, elsewhere: see [`require!`].
 
 pub mod databases;
+pub mod fixtures;
 pub mod lab;
 pub mod peers;
 pub mod phone_files;

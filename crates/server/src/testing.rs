@@ -22,26 +22,13 @@ use crate::{AppState, Auth, Control, ControlError, Metrics, RecentChecks};
 
 pub const TOKEN: &str = "test-admin-token-0123";
 
-const CONFIG: &str = r#"
+/// Our own `[server]` and `[phones]`, before the two example sites.
+const CONFIG_HEAD: &str = r#"
 [server]
 public_url = "http://prov.example.net:8080"
 
 [phones]
 poll_interval = "60s"
-
-[[sites]]
-name = "chicago"
-role = "primary"
-softswitch = { host = "sip1.chi.example.net", port = 5060, transport = "udp" }
-database = { url = "postgres://monitor@db1.chi.example.net/voip" }
-stun = { host = "stun1.chi.example.net", port = 3478 }
-
-[[sites]]
-name = "virginia"
-role = "backup"
-softswitch = { host = "sip1.va.example.net", port = 5080, transport = "tcp" }
-database = { url = "mysql://monitor@db1.va.example.net/voip" }
-stun = { host = "stun1.va.example.net", port = 3479 }
 "#;
 
 pub struct TestApp {
@@ -58,7 +45,8 @@ pub struct TestApp {
 impl TestApp {
     /// `phones` phones, alternately Yealink and Linksys, on generation 1.
     pub async fn start(phones: u64) -> Self {
-        let config = Config::parse(CONFIG).unwrap_or_else(|e| panic!("config: {e}"));
+        let text = format!("{CONFIG_HEAD}{}", switchback_tests::fixtures::TWO_SITES);
+        let config = Config::parse(&text).unwrap_or_else(|e| panic!("config: {e}"));
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary folder: {e}"));
         let url = format!("sqlite://{}", dir.path().join("store.db").display());
         let store = switchback_store::connect(&url).await.unwrap_or_else(|e| panic!("store: {e}"));

@@ -25,9 +25,9 @@ use switchback_provisioning::{Mac, Phone, Vendor};
 use switchback_store::*;
 use tokio_util::sync::CancellationToken;
 
-/// Drill timers: checks every 20 s, every 5 s while unsettled; a confirmed outage needs
-/// 30 s of failures, failback 2 minutes of health.
-pub const CONFIG: &str = r#"
+/// Drill timers, before the two example sites: checks every 20 s, every 5 s while
+/// unsettled; a confirmed outage needs 30 s of failures, failback 2 minutes of health.
+pub const CONFIG_HEAD: &str = r#"
 [server]
 public_url = "http://prov.example.net:8080"
 admin_token = "in-process-admin-token"
@@ -39,20 +39,6 @@ timeout = "1s"
 retries = 0
 failover_after = "30s"
 failback_after = "2m"
-
-[[sites]]
-name = "chicago"
-role = "primary"
-softswitch = { host = "sip1.chi.example.net", port = 5060, transport = "udp" }
-database = { url = "postgres://monitor@db1.chi.example.net/voip" }
-stun = { host = "stun1.chi.example.net", port = 3478 }
-
-[[sites]]
-name = "virginia"
-role = "backup"
-softswitch = { host = "sip1.va.example.net", port = 5060, transport = "udp" }
-database = { url = "mysql://monitor@db1.va.example.net/voip" }
-stun = { host = "stun1.va.example.net", port = 3478 }
 "#;
 
 pub const PRIMARY_SIP: ServiceId = ServiceId { role: Role::Primary, kind: ServiceKind::Softswitch };
@@ -338,7 +324,9 @@ pub struct OrchestratorView {
 
 impl Running {
     pub async fn start(store: Arc<FaultyStore>) -> Self {
-        let config = Arc::new(Config::parse(CONFIG).unwrap());
+        let config = Arc::new(
+            Config::parse(&format!("{CONFIG_HEAD}{}", switchback_tests::fixtures::TWO_SITES)).unwrap(),
+        );
         let clock = Arc::new(TokioClock::starting_at(start()));
         let orchestrator = Orchestrator::open(config.clone(), store.clone(), clock).await.unwrap();
         let view = Arc::new(OrchestratorView { state: orchestrator.app_state(), config });
