@@ -30,6 +30,7 @@
 # Installs wrk (and postgresql-client for psql) with apt if missing. Prints a table at
 # the end; asserts nothing.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 PHONES=${PHONES:-100000}
@@ -86,19 +87,8 @@ interval = "1h"
 recheck_interval = "1h"
 timeout = "200ms"
 retries = 0
-[[sites]]
-name = "chicago"
-role = "primary"
-softswitch = { host = "127.0.0.1", port = 9 }
-database = { url = "sqlite://$work/chicago.db" }
-stun = { host = "127.0.0.1", port = 9 }
-[[sites]]
-name = "virginia"
-role = "backup"
-softswitch = { host = "127.0.0.1", port = 9 }
-database = { url = "sqlite://$work/virginia.db" }
-stun = { host = "127.0.0.1", port = 9 }
 TOML
+  offline_sites "$work" >> "$1"
 }
 
 # Phone i: MAC 001565 + i in hex, as bench/serve.sh (bench/walk_phones.lua relies on it).

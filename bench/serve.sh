@@ -29,6 +29,7 @@
 # PROFILE) with apt if missing (not needed by the tests). Prints requests/s and latency
 # per run, switchback's memory, and a table at the end; asserts nothing.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 PHONES=${PHONES:-100000}
@@ -100,19 +101,8 @@ scan_limit = 1000000000
 interval = "5m"
 timeout = "200ms"
 retries = 0
-[[sites]]
-name = "chicago"
-role = "primary"
-softswitch = { host = "127.0.0.1", port = 9 }
-database = { url = "sqlite://$work/chicago.db" }
-stun = { host = "127.0.0.1", port = 9 }
-[[sites]]
-name = "virginia"
-role = "backup"
-softswitch = { host = "127.0.0.1", port = 9 }
-database = { url = "sqlite://$work/virginia.db" }
-stun = { host = "127.0.0.1", port = 9 }
 TOML
+  offline_sites "$work" >> "$1"
 }
 write_config "$work/switchback.toml" none
 write_config "$work/switchback-digest.toml" digest
