@@ -19,35 +19,41 @@ use tokio_util::sync::CancellationToken;
 /// `init`: a first start, which may create the store.
 pub async fn run(config: Config, init: bool) -> anyhow::Result<()> {
     let listen = config.server.listen;
-    let orchestrator = open(config, init).await?;
+    let opened = open(config, init).await?;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    serve(orchestrator, listener, Router::new(), shutdown).await
+    serve(opened, listener, Router::new(), shutdown).await
+}
+
+/// The orchestration, and the HTTPS listener's certificate when `tls_listen` is set.
+#[derive(Debug)]
+pub struct Opened {
+    pub orchestrator: Orchestrator,
+    tls: Option<Arc<Tls>>,
 }
 
 /// The orchestration on the config's store and the system clock. Without `init`, the
 /// store must exist already.
-pub async fn open(config: Config, init: bool) -> anyhow::Result<Orchestrator> {
+pub async fn open(config: Config, init: bool) -> anyhow::Result<Opened> {
     warn_if_open(&config);
     // A bad certificate stops the start before the store is touched (or created).
-    load_tls(&config)?;
+    let tls = load_tls(&config)?;
     let config = Arc::new(config);
     let store = if init { open_store(&config).await? } else { open_existing_store(&config).await? };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    Ok(Orchestrator::open(config, store, clock).await?)
+    Ok(Opened { orchestrator: Orchestrator::open(config, store, clock).await?, tls })
 }
 
 /// Serves the orchestration's HTTP on `listener` (and `tls_listen` when set) with the
 /// `extra` routes, and runs it with the real probes until `shutdown`.
 pub async fn serve(
-    orchestrator: Orchestrator,
+    Opened { orchestrator, tls }: Opened,
     listener: TcpListener,
     extra: Router,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let config = orchestrator.config.clone();
-    let tls = load_tls(&config)?;
     let tls_listener = match (&tls, config.server.tls_listen) {
         (Some(tls), Some(addr)) => {
             let listener = TcpListener::bind(addr)

@@ -90,8 +90,8 @@ pub async fn demo(listen: SocketAddr, allow_remote: bool) -> anyhow::Result<()> 
     let store = open_store(&config).await?;
     store.import_phones(&phones).await.context("cannot load the sample phones")?;
     store.close().await;
-    let mut orchestrator = crate::run::open(config, false).await?;
-    orchestrator.demo = true;
+    let mut opened = crate::run::open(config, false).await?;
+    opened.orchestrator.demo = true;
     let lab: Lab = Arc::new(lab);
     let routes = Router::new()
         .route("/demo", get(show))
@@ -102,7 +102,7 @@ pub async fn demo(listen: SocketAddr, allow_remote: bool) -> anyhow::Result<()> 
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     tokio::spawn(phones::poll_forever(format!("http://{listen}"), phones, shutdown.clone()));
     print_banner(listen, dir.path());
-    let outcome = crate::run::serve(orchestrator, listener, routes, shutdown).await;
+    let outcome = crate::run::serve(opened, listener, routes, shutdown).await;
     drop(dir);
     outcome
 }
