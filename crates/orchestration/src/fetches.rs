@@ -39,10 +39,14 @@ impl Orchestrator {
         if batch.is_empty() {
             return;
         }
-        if let Err(err) = self.store.record_fetches(&batch).await {
-            tracing::warn!(error = %err, pending = batch.len(), "phone fetches not recorded yet");
-            self.store_health.failed(&err.to_string());
-            self.fetches.requeue(batch);
+        match self.store.record_fetches(&batch).await {
+            // A write went through: the store takes writes again, whoever noticed first.
+            Ok(()) => self.store_health.ok(),
+            Err(err) => {
+                tracing::warn!(error = %err, pending = batch.len(), "phone fetches not recorded yet");
+                self.store_health.failed(&err.to_string());
+                self.fetches.requeue(batch);
+            }
         }
     }
 

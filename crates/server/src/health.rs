@@ -44,18 +44,24 @@ impl StoreHealth {
         }
     }
 
-    /// A write failed: logged once at error when the fault starts or its reason changes.
+    /// A write failed: logged at error once, when the fault starts. Each write path words
+    /// the same fault its own way (a refused BEGIN, a failed COMMIT, a timeout), so a new
+    /// wording while it lasts is only a debug line, though `/healthz` shows the latest.
     pub fn failed(&self, reason: &str) {
         self.from_check.store(false, Ordering::Relaxed);
+        let mut started = false;
         let changed = self.fault.send_if_modified(|fault| {
             if fault.as_deref() == Some(reason) {
                 return false;
             }
+            started = fault.is_none();
             *fault = Some(reason.to_owned());
             true
         });
-        if changed {
+        if started {
             tracing::error!(error = reason, "store refuses writes: nothing can be decided until it is back");
+        } else if changed {
+            tracing::debug!(error = reason, "store still refuses writes");
         }
     }
 

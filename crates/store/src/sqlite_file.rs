@@ -26,6 +26,12 @@ const MODE: u32 = 0o600;
 /// Creates the file (when it may) and narrows it and its `-wal` and `-shm` files to 0600.
 /// `url` is the redacted store URL, for messages.
 pub(crate) fn secure(file: &SqliteFile, url: &str) -> Result<(), StoreError> {
+    if file.path.is_dir() {
+        return Err(StoreError::Connect {
+            url: url.to_owned(),
+            reason: format!("{} is a folder, not a database file", file.path.display()),
+        });
+    }
     if file.create {
         create_owner_only(&file.path).map_err(|err| StoreError::Connect {
             url: url.to_owned(),
@@ -102,8 +108,10 @@ fn create_owner_only(_path: &Path) -> io::Result<()> {
 #[cfg(unix)]
 fn narrow(path: &Path) -> io::Result<Option<u32>> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = fs::metadata(path)?.permissions().mode() & 0o7777;
-    if mode & !MODE == 0 {
+    let metadata = fs::metadata(path)?;
+    let mode = metadata.permissions().mode() & 0o7777;
+    // Only files: a folder (or a device) of that name is not ours to change.
+    if !metadata.is_file() || mode & !MODE == 0 {
         return Ok(None);
     }
     fs::set_permissions(path, fs::Permissions::from_mode(MODE))?;
@@ -124,6 +132,18 @@ mod tests {
 
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_folder_in_place_of_the_file_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("switchback.db");
+        fs::create_dir(&folder).unwrap();
+        fs::set_permissions(&folder, fs::Permissions::from_mode(0o755)).unwrap();
+        let file = SqliteFile { path: folder.clone(), create: true };
+        let refused = secure(&file, "sqlite://switchback.db").unwrap_err();
+        assert!(refused.to_string().contains("is a folder"), "{refused}");
+        assert_eq!(mode(&folder), 0o755);
     }
 
     #[test]
