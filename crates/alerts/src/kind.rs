@@ -89,7 +89,8 @@ impl AlertKind {
             EventKind::ServiceUp if service.is_some_and(|s| s.role == Role::Backup) => {
                 AlertKind::BackupRecovered
             }
-            EventKind::ServiceDown | EventKind::ServiceUp => return None,
+            // A change of leader is the group at work, not news for on-call.
+            EventKind::ServiceDown | EventKind::ServiceUp | EventKind::LeaderElected => return None,
             EventKind::SafetyNetGone => AlertKind::SafetyNetGone,
             EventKind::BothDown => AlertKind::BothDown,
             EventKind::MonitorBlind => AlertKind::MonitorBlind,

@@ -64,6 +64,9 @@ impl EventView {
         if scan {
             parts.push(format!("{} blocked from phone files", e.actor));
         }
+        if e.kind == EventKind::LeaderElected {
+            parts.push(format!("{} leads ({})", e.actor, e.reason));
+        }
         if let Some(route) = e.route {
             parts.push(route.as_str().to_owned());
         }

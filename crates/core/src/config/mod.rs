@@ -41,6 +41,8 @@ pub struct Config {
     pub sites: Vec<SiteConfig>,
     #[serde(default)]
     pub alerts: Vec<AlertConfig>,
+    /// Several instances over one PostgreSQL store; `None`: this instance alone.
+    pub cluster: Option<ClusterConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -281,12 +283,15 @@ impl Config {
     /// Parses and validates config text (no environment overrides).
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let deserializer = toml::Deserializer::new(text);
-        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
             let key = err.path().to_string();
             let problem = err.into_inner().message().to_owned();
             ConfigError::invalid(if key == "." { "(top level)".to_owned() } else { key }, problem)
         })?;
         config.validate()?;
+        if let Some(cluster) = &mut config.cluster {
+            cluster.complete(config.store.url.expose_secret())?;
+        }
         Ok(config)
     }
 
@@ -609,3 +614,6 @@ mod tests;
 
 mod provisioning;
 pub use provisioning::{ProvisioningAuth, ProvisioningConfig, SCAN_WINDOW};
+
+mod cluster;
+pub use cluster::{ClusterConfig, DEFAULT_LEASE, DEFAULT_QUORUM};

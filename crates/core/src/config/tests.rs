@@ -286,3 +286,39 @@ fn redact_url_hides_query_passwords_too() {
     assert!(!redacted.contains("hunter2") && !redacted.contains("PWD=x"), "{redacted}");
     assert!(redacted.contains("sslmode=require"), "{redacted}");
 }
+
+/// GOOD on PostgreSQL, with `[cluster]` keys.
+fn clustered(keys: &str) -> Result<Config, ConfigError> {
+    let text = GOOD.replace("sqlite://switchback.db", "postgres://switchback@db.example.net/switchback");
+    Config::parse(&format!("{text}\n[cluster]\n{keys}\n"))
+}
+
+#[test]
+fn a_cluster_needs_postgres_and_says_why() {
+    let err = Config::parse(&format!("{GOOD}\n[cluster]\nnode = \"va-1\"\n")).unwrap_err().to_string();
+    assert!(err.contains("config key `cluster`") && err.contains("postgres://"), "{err}");
+    assert!(err.contains("SQLite"), "{err}");
+    assert!(Config::parse(GOOD).unwrap().cluster.is_none());
+}
+
+#[test]
+fn a_cluster_fills_its_defaults_and_checks_its_keys() {
+    let cluster = clustered("node = \"va-1\"").unwrap().cluster.unwrap();
+    assert_eq!((cluster.node.as_str(), cluster.vantage.as_str()), ("va-1", "va-1"));
+    assert_eq!((cluster.lease, cluster.quorum), (DEFAULT_LEASE, DEFAULT_QUORUM));
+    let named = clustered("").unwrap().cluster.unwrap();
+    assert!(!named.node.is_empty(), "the host name is the default node");
+    let full = clustered("node = \"chi-1\"\nvantage = \"chicago\"\nlease = \"4s\"\nquorum = 3").unwrap();
+    let full = full.cluster.unwrap();
+    assert_eq!((full.vantage.as_str(), full.lease, full.quorum), ("chicago", Duration::from_secs(4), 3));
+    for (keys, culprit) in [
+        ("node = \"va 1\"", "cluster.node"),
+        ("vantage = \"<script>\"", "cluster.vantage"),
+        ("lease = \"1s\"", "cluster.lease"),
+        ("quorum = 0", "cluster.quorum"),
+        ("leader = \"x\"", "cluster"),
+    ] {
+        let err = clustered(keys).unwrap_err().to_string();
+        assert!(err.contains(&format!("`{culprit}")), "{keys}: {err}");
+    }
+}

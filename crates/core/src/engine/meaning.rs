@@ -59,6 +59,7 @@ impl Event {
             (EventKind::Operator, _, _) => "operator action",
             (EventKind::Converged, _, _) => "phones converged",
             (EventKind::ProvisioningScan, _, _) => "source blocked for scanning",
+            (EventKind::LeaderElected, _, _) => "leader elected",
         }
     }
 
@@ -76,7 +77,7 @@ impl Event {
                 _,
             ) => Tone::Bad,
             (EventKind::ProvisioningScan, _) => Tone::Warn,
-            (EventKind::FailbackReady, _) => Tone::Info,
+            (EventKind::FailbackReady | EventKind::LeaderElected, _) => Tone::Info,
             (EventKind::ServiceUp | EventKind::MonitorSighted | EventKind::Converged, _) => Tone::Good,
             (EventKind::Operator, _) => Tone::Operator,
         }

@@ -132,6 +132,8 @@ pub enum EventKind {
     Converged,
     /// A source made too many bad phone-file requests and is blocked; `actor` is the source.
     ProvisioningScan,
+    /// An instance of the group became its leader; `actor` is the node, `reason` the term.
+    LeaderElected,
 }
 
 impl EventKind {
@@ -148,6 +150,7 @@ impl EventKind {
             EventKind::Operator => "operator",
             EventKind::Converged => "converged",
             EventKind::ProvisioningScan => "provisioning_scan",
+            EventKind::LeaderElected => "leader_elected",
         }
     }
 }
@@ -187,7 +190,8 @@ crate::model::text_enum!(
         FailbackReady,
         Operator,
         Converged,
-        ProvisioningScan
+        ProvisioningScan,
+        LeaderElected
     ]
 );
 crate::model::text_enum!(RouteState, "route state", [Primary, Failing, FailedOver, Recovering]);
@@ -303,6 +307,18 @@ impl EngineState {
     /// Feeds one round of check results to the rules.
     pub fn step(&self, results: &[CheckResult], rules: &Rules, now: DateTime<Utc>) -> Step {
         self.next_generation(evaluate::step(self, results, rules, now))
+    }
+
+    /// A round in which too few vantage points could see: nothing moves, and the
+    /// monitor counts as blind (said once, as when one monitor's probes all fail).
+    pub fn step_blind(&self, reason: &str, now: DateTime<Utc>) -> Step {
+        let mut next = self.clone();
+        let mut events = Vec::new();
+        if !next.blind {
+            next.blind = true;
+            events.push(Event::note(now, EventKind::MonitorBlind, MONITOR_ACTOR, reason));
+        }
+        Step { next, events }
     }
 
     /// Applies an operator action.
