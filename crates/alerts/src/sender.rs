@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use switchback_core::config::AlertConfig;
 use switchback_core::{Clock, SiteNames};
-use switchback_store::{AlertDelivery, OutboxAlert, Store};
+use switchback_store::{AlertDelivery, Leadership, OutboxAlert, Store};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +50,8 @@ pub struct Sender {
     site_names: Arc<SiteNames>,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
+    /// Only the group's leader sends, and only while its lease holds.
+    leadership: Arc<Leadership>,
 }
 
 /// The process's one HTTP client for webhooks, with timeouts.
@@ -68,6 +70,7 @@ impl Sender {
         webhooks: impl IntoIterator<Item = AlertConfig>,
         site_names: SiteNames,
         clock: Arc<dyn Clock>,
+        leadership: Arc<Leadership>,
     ) -> Self {
         Self {
             store,
@@ -76,6 +79,7 @@ impl Sender {
             site_names: Arc::new(site_names),
             clock,
             wake: Arc::new(Notify::new()),
+            leadership,
         }
     }
 
@@ -84,7 +88,8 @@ impl Sender {
         self.wake.clone()
     }
 
-    /// Delivers until `shutdown`. Pending alerts from before a restart go out first.
+    /// Delivers until `shutdown`. Pending alerts from before a restart (or from an
+    /// earlier leader) go out first. In a group, only while this instance leads.
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
             let pause = match self.deliver_due().await {
@@ -112,6 +117,9 @@ impl Sender {
 
     /// Sends every due alert: webhooks in parallel, each webhook's alerts in order.
     async fn deliver_due(&self) -> Result<usize, switchback_store::StoreError> {
+        if !self.leadership.leads() {
+            return Ok(0);
+        }
         let due = self.store.due_alerts(self.clock.now(), BATCH).await?;
         let count = due.len();
         let mut by_webhook: BTreeMap<String, Vec<OutboxAlert>> = BTreeMap::new();
@@ -132,6 +140,12 @@ impl Sender {
 
     /// Sends one alert; false when it must be retried, which holds back the alerts after it.
     async fn deliver(&self, alert: &OutboxAlert) -> bool {
+        // Asked again just before sending: a leader paused past its lease (or cut off)
+        // finds its lease lapsed on its own clock and sends nothing; the new leader
+        // sends the alert, with the same id.
+        let Ok(fence) = self.leadership.write_as() else {
+            return false;
+        };
         let attempt =
             match (self.webhooks.get(&alert.webhook), AlertMessage::from_outbox(alert, &self.site_names)) {
                 (Some(webhook), Some(message)) => {
@@ -156,9 +170,10 @@ impl Sender {
             }
         };
         log_attempt(alert, &attempt);
-        if let Err(err) = self.store.record_delivery(alert.id, &delivery, now).await {
+        if let Err(err) = self.store.record_delivery(fence.as_ref(), alert.id, &delivery, now).await {
             // The alert stays pending and goes out again with the same id: receivers dedupe.
             tracing::warn!(alert = alert.id, error = %err, "alert delivery not recorded");
+            self.leadership.note_error(&err);
             return false;
         }
         !matches!(attempt, Attempt::Retry { .. })

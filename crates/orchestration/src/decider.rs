@@ -9,8 +9,10 @@ use switchback_core::SiteNames;
 use switchback_core::{Action, CheckResult, Clock, EngineState, Event, Route, Rules, Step};
 use switchback_server::health::StoreHealth;
 use switchback_server::{Control, ControlError, Metrics, RecentChecks};
-use switchback_store::Store;
+use switchback_store::{Leadership, OperatorRequest, RequestOutcome, Store, StoreError};
 use tokio::sync::{watch, Mutex, Notify};
+
+use crate::quorum::Count;
 use tracing::Instrument;
 
 #[derive(Debug)]
@@ -30,6 +32,8 @@ pub struct Decider {
     /// Held across a step and its save, so rounds and operator actions never interleave.
     state: Mutex<Held>,
     published: watch::Sender<EngineState>,
+    /// Whether this instance may decide (always, alone; while it leads, in a group).
+    leadership: Arc<Leadership>,
 }
 
 /// The persisted state, and the checks of rounds that could not be saved: they are
@@ -72,7 +76,13 @@ pub enum DecideError {
     SaveTimedOut(std::time::Duration),
     #[error("the save of the decision crashed: {0}")]
     SaveCrashed(String),
+    #[error("this instance does not lead the group; the leader decides")]
+    NotLeader,
 }
+
+/// How long an operator action sent to an instance that does not lead waits for the
+/// leader to apply it. The leader drops actions older than this: never applied late.
+pub const FORWARD_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Whether `stored` holds a step taken after `known`: a route or a service moved on in
 /// it. Times in the store are whole microseconds, in memory nanoseconds, and a later
@@ -127,7 +137,7 @@ impl Decider {
         site_names: SiteNames,
         metrics: Arc<Metrics>,
         (webhooks, alert_wake): (Vec<AlertConfig>, Arc<Notify>),
-        store_health: Arc<StoreHealth>,
+        (store_health, leadership): (Arc<StoreHealth>, Arc<Leadership>),
     ) -> Result<Self, switchback_store::StoreError> {
         let state = match store.load_state().await? {
             Some(state) => state,
@@ -147,6 +157,7 @@ impl Decider {
             recent_checks,
             state: Mutex::new(Held { state, unsaved: Vec::new(), doubtful: false, in_flight: None }),
             published,
+            leadership,
         })
     }
 
@@ -164,9 +175,27 @@ impl Decider {
     pub async fn apply_round(&self, results: Vec<CheckResult>) -> Result<bool, DecideError> {
         self.metrics.observe_checks(&results);
         self.recent_checks.observe(&results);
+        self.decide(Count::Checks(results), true).await
+    }
+
+    /// The leader of a group applies what the vantages' checks count to (their checks
+    /// are in the store already, each tagged with its vantage).
+    pub async fn apply_count(&self, count: Count) -> Result<bool, DecideError> {
+        self.decide(count, false).await
+    }
+
+    async fn decide(&self, count: Count, keep_checks: bool) -> Result<bool, DecideError> {
         let mut held = self.state.lock().await;
         let settled = self.settle(&mut held).await;
-        let mut results = results;
+        let mut results = match count {
+            Count::Checks(results) => results,
+            Count::Blind(reason) => {
+                settled?;
+                let step = held.state.step_blind(&reason, self.clock.now());
+                self.commit(&mut held, step, &[]).await?;
+                return Ok(true);
+            }
+        };
         if !held.unsaved.is_empty() {
             let mut earlier = std::mem::take(&mut held.unsaved);
             earlier.append(&mut results);
@@ -184,11 +213,15 @@ impl Decider {
             self.published.send_replace(live.clone());
         }
         let span = tracing::info_span!("decide", generation = held.state.generation);
+        let kept: &[CheckResult] = if keep_checks { &results } else { &[] };
         let committed = match settled {
-            Ok(()) => self.commit(&mut held, step, &results).instrument(span).await,
+            Ok(()) => self.commit(&mut held, step, kept).instrument(span).await,
             Err(err) => Err(err),
         };
         if let Err(err) = committed {
+            if matches!(err, DecideError::NotLeader) {
+                return Err(err);
+            }
             self.published.send_replace(live);
             let over = results.len().saturating_sub(UNSAVED_MAX);
             results.drain(..over);
@@ -196,6 +229,63 @@ impl Decider {
             return Err(err);
         }
         Ok(held.state.unsettled())
+    }
+
+    /// On winning the lease: decides from here on from what the store has (the previous
+    /// leader's last step), not from what this instance followed or once decided.
+    pub async fn resume_from_store(&self) -> Result<(), DecideError> {
+        let mut held = self.state.lock().await;
+        if let Some(flight) = held.in_flight.take() {
+            // A save of an earlier term: the store refuses it now (its term is over), or
+            // it committed before this term began and is in what is loaded below.
+            flight.save.abort();
+        }
+        held.doubtful = false;
+        held.unsaved.clear();
+        let stored = tokio::time::timeout(SAVE_WITHIN, self.store.load_state())
+            .await
+            .map_err(|_| DecideError::SaveTimedOut(SAVE_WITHIN))??;
+        if let Some(stored) = stored {
+            held.state = stored;
+        }
+        self.published.send_replace(held.state.clone());
+        Ok(())
+    }
+
+    /// A follower takes the leader's persisted state as its own, and publishes it, so
+    /// that it renders and serves the same generation.
+    pub async fn follow(&self, stored: EngineState) {
+        let mut held = self.state.lock().await;
+        if held.state != stored {
+            if held.state.generation != stored.generation {
+                tracing::info!(generation = stored.generation, "following the leader to a new generation");
+            }
+            held.state = stored;
+            self.published.send_replace(held.state.clone());
+        }
+    }
+
+    /// An operator action sent to this instance, which does not lead: queued in the
+    /// store for the leader, and awaited.
+    async fn forward(&self, request: OperatorRequest) -> Result<(), ControlError> {
+        let unavailable = |err: StoreError| ControlError::Unavailable(err.to_string());
+        let id = self.store.request_operation(&request).await.map_err(unavailable)?;
+        let deadline = tokio::time::Instant::now() + FORWARD_WITHIN;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            match self.store.operation_outcome(id).await.map_err(unavailable)? {
+                RequestOutcome::Done => return Ok(()),
+                RequestOutcome::Refused(why) => return Err(ControlError::Refused(why)),
+                RequestOutcome::Failed(why) => return Err(ControlError::Unavailable(why)),
+                RequestOutcome::Pending if tokio::time::Instant::now() >= deadline => {
+                    return Err(ControlError::Unavailable(format!(
+                        "the group's leader did not take the action within {FORWARD_WITHIN:?}; it will not \
+                         be applied later (no leader, or the store is slow)"
+                    )))
+                }
+                RequestOutcome::Pending => {}
+            }
+        }
     }
 
     /// Applies an operator action.
@@ -268,18 +358,24 @@ impl Decider {
     /// Saves `step` and applies it. A save that fails marks the outcome doubtful; one
     /// that overruns [`SAVE_WITHIN`] is left running, and settled before the next step.
     async fn commit(&self, held: &mut Held, step: Step, checks: &[CheckResult]) -> Result<(), DecideError> {
+        let fence = self.leadership.write_as().map_err(|_| DecideError::NotLeader)?;
         let alerts = switchback_alerts::plan(&held.state, step.next.generation, &step.events, &self.webhooks);
         let queued_alerts = !alerts.is_empty();
         let store = self.store.clone();
         let (next, checks, events) = (step.next.clone(), checks.to_vec(), step.events.clone());
         let mut save = tokio::spawn(async move {
-            store.save_step_with_alerts(&next, &checks, &events, &alerts).await.map(|_ids| ())
+            store.save_step_with_alerts(fence.as_ref(), &next, &checks, &events, &alerts).await.map(|_ids| ())
         });
         let failed = match tokio::time::timeout(SAVE_WITHIN, &mut save).await {
             Ok(Ok(Ok(()))) => {
                 self.store_health.ok();
                 self.applied(held, step, queued_alerts);
                 return Ok(());
+            }
+            Ok(Ok(Err(err @ StoreError::Fenced { .. }))) => {
+                // Refused before anything was written: another instance leads now.
+                self.leadership.step_down();
+                return Err(DecideError::Store(err));
             }
             Ok(Ok(Err(err))) => DecideError::from(err),
             Ok(Err(crashed)) => DecideError::SaveCrashed(crashed.to_string()),
@@ -339,11 +435,17 @@ impl Control for Decider {
         actor: &str,
         why: &str,
     ) -> Result<(), ControlError> {
+        if !self.leadership.leads() {
+            let node = self.leadership.node().unwrap_or_default().to_owned();
+            let (actor, reason) = (actor.to_owned(), why.to_owned());
+            return self.forward(OperatorRequest { route, action, actor, reason, node }).await;
+        }
         Decider::operate(self, route, action, actor, why).await.map_err(|err| match err {
             DecideError::Operator(refused) => ControlError::Refused(refused.to_string()),
-            DecideError::Store(_) | DecideError::SaveTimedOut(_) | DecideError::SaveCrashed(_) => {
-                ControlError::Unavailable(err.to_string())
-            }
+            DecideError::Store(_)
+            | DecideError::SaveTimedOut(_)
+            | DecideError::SaveCrashed(_)
+            | DecideError::NotLeader => ControlError::Unavailable(err.to_string()),
         })
     }
 }

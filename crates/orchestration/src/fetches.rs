@@ -20,6 +20,8 @@ const CONVERGED_SHARE: f64 = 0.95;
 impl Orchestrator {
     pub(crate) async fn flush_fetches(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
+        // In a group, what the other instances served counts too (convergence, stale).
+        let mut others_after = self.clock.now();
         loop {
             let stopping = tokio::select! {
                 _ = tick.tick() => false,
@@ -28,6 +30,9 @@ impl Orchestrator {
             self.flush().await;
             if stopping {
                 return;
+            }
+            if self.group.is_some() {
+                self.merge_fetches(&mut others_after).await;
             }
         }
     }
@@ -69,6 +74,11 @@ impl Orchestrator {
             }
             // Tried again once the store is back, without queueing behind rounds meanwhile.
             if self.store_health.fault().is_some() {
+                continue;
+            }
+            // The leader announces it; an instance that leads later does not again.
+            if !self.leadership.leads() {
+                announced = number;
                 continue;
             }
             let sites = current.sites();

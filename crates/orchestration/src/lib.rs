@@ -7,16 +7,18 @@
 //! with a scripted prober and a paused clock.
 
 mod clock;
+mod cluster;
 mod decider;
 mod error;
 mod fetches;
 mod generations;
 mod orchestrator;
+pub mod quorum;
 mod scans;
 mod upkeep;
 
 pub use clock::TokioClock;
-pub use decider::{DecideError, Decider};
+pub use decider::{DecideError, Decider, FORWARD_WITHIN};
 pub use error::OpenError;
 pub use generations::render;
 pub use orchestrator::Orchestrator;

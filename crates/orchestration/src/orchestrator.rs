@@ -14,10 +14,11 @@ use switchback_server::health::StoreHealth;
 use switchback_server::prov::guard::BlockView;
 use switchback_server::prov::Access;
 use switchback_server::{AppState, Auth, Metrics};
-use switchback_store::{PhonesRevision, Store};
-use tokio::sync::mpsc;
+use switchback_store::{Leadership, PhonesRevision, Store};
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Group;
 use crate::decider::Decider;
 use crate::error::OpenError;
 use crate::generations;
@@ -41,6 +42,11 @@ pub struct Orchestrator {
     /// The inventory revision the current generation was rendered from.
     pub(crate) rendered_revision: PhonesRevision,
     sender: Sender,
+    pub(crate) sender_wake: Arc<Notify>,
+    /// Whether this instance decides and alerts: always alone, while it leads in a group.
+    pub leadership: Arc<Leadership>,
+    /// `[cluster]`: what only an instance of a group has.
+    pub(crate) group: Option<Group>,
 }
 
 impl Orchestrator {
@@ -56,8 +62,20 @@ impl Orchestrator {
         let store_health = Arc::new(StoreHealth::default());
         let metrics = Arc::new(Metrics::new(names.clone()));
         let rules = Rules::from(&config.monitor);
+        let leadership = Arc::new(match &config.cluster {
+            Some(cluster) => Leadership::group(cluster.node.clone()),
+            None => Leadership::solo(),
+        });
+        let group = config.cluster.clone().map(|cluster| Group::new(cluster, &config.monitor, clock.now()));
         let client = switchback_alerts::sender::client()?;
-        let sender = Sender::new(store.clone(), client, config.alerts.clone(), names.clone(), clock.clone());
+        let sender = Sender::new(
+            store.clone(),
+            client,
+            config.alerts.clone(),
+            names.clone(),
+            clock.clone(),
+            leadership.clone(),
+        );
         let decider = Decider::open(
             store.clone(),
             rules,
@@ -65,7 +83,7 @@ impl Orchestrator {
             names,
             metrics.clone(),
             (config.alerts.clone(), sender.waker()),
-            store_health.clone(),
+            (store_health.clone(), leadership.clone()),
         )
         .await?;
         let secure_cookie = config.server.public_url.scheme() == "https";
@@ -99,7 +117,10 @@ impl Orchestrator {
             new_blocks: std::sync::Mutex::new(Some(new_blocks)),
             demo: false,
             rendered_revision,
+            sender_wake: sender.waker(),
             sender,
+            leadership,
+            group,
         })
     }
 
@@ -120,6 +141,7 @@ impl Orchestrator {
             recent_checks: self.decider.recent_checks(),
             poll_interval: self.config.phones.poll_interval,
             demo: self.demo,
+            group: self.group.as_ref().map(|g| g.view.subscribe()),
         }
     }
 
@@ -140,12 +162,22 @@ impl Orchestrator {
         let renderer = tokio::spawn(this.clone().follow_generations(shutdown.clone()));
         let flusher = tokio::spawn(this.clone().flush_fetches(shutdown.clone()));
         let alerts = tokio::spawn(this.sender.clone().run(shutdown.clone()));
+        let lease = tokio::spawn(this.clone().keep_lease(shutdown.clone()));
+        if this.group.is_some() {
+            tokio::spawn(this.clone().hear_group(shutdown.clone()));
+            tokio::spawn(this.clone().count_vantages(shutdown.clone()));
+            tokio::spawn(this.clone().serve_requests(shutdown.clone()));
+        }
 
-        let decider = this.decider.clone();
-        scheduler::run(prober, this.clock.clone(), Cadence::from_config(&this.config), shutdown, |results| {
-            let decider = decider.clone();
+        let cadence = Cadence::from_config(&this.config);
+        let round = this.clone();
+        scheduler::run(prober, this.clock.clone(), cadence, shutdown, |results| {
+            let this = round.clone();
             async move {
-                decider.apply_round(results).await.unwrap_or_else(|err| {
+                if this.group.is_some() {
+                    return this.record_round(results).await;
+                }
+                this.decider.apply_round(results).await.unwrap_or_else(|err| {
                     tracing::error!(error = %err, "round not applied");
                     true
                 })
@@ -153,6 +185,7 @@ impl Orchestrator {
         })
         .await;
 
+        let _ = lease.await;
         let _ = renderer.await;
         let _ = flusher.await;
         let _ = alerts.await;

@@ -83,6 +83,18 @@ impl FetchLog {
         }
     }
 
+    /// Folds in fetches another instance of the group served (read back from the store):
+    /// each counts where it is newer than what this instance knows of the phone. They
+    /// are not queued for a flush: the instance that served them flushed them.
+    pub fn merge(&self, latest: impl IntoIterator<Item = (Mac, LastFetch)>) {
+        let mut inner = self.lock();
+        for (mac, last) in latest {
+            if inner.latest.get(&mac).is_none_or(|known| known.at < last.at) {
+                inner.set_latest(mac, last);
+            }
+        }
+    }
+
     pub fn record(&self, fetch: PhoneFetch) {
         let mut inner = self.lock();
         inner.set_latest(

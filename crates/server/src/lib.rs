@@ -9,6 +9,7 @@ mod blocks;
 mod control;
 mod dashboard;
 mod error;
+pub mod group;
 pub mod health;
 pub mod listen;
 mod live;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub poll_interval: Duration,
     /// `switchback demo`: the dashboard shows break and mend buttons.
     pub demo: bool,
+    /// In a group (`[cluster]`): the leader, the instances, what each vantage sees.
+    pub group: Option<tokio::sync::watch::Receiver<group::GroupView>>,
 }
 
 impl AppState {

@@ -144,6 +144,8 @@ async fn hub(state: AppState, published: watch::Sender<Arc<Snapshot>>, stop: Can
     let mut engine = state.engine.clone();
     let mut swaps = state.generations.watch();
     let mut faults = state.store_health.watch();
+    let (_alone, alone) = tokio::sync::watch::channel(crate::group::GroupView::default());
+    let mut group = state.group.clone().unwrap_or(alone);
     let mut tick = tokio::time::interval(REFRESH_EVERY);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -155,6 +157,7 @@ async fn hub(state: AppState, published: watch::Sender<Arc<Snapshot>>, stop: Can
             changed = swaps.changed() => changed.is_ok(),
             changed = faults.changed() => changed.is_ok(),
             changed = alerts.changed() => changed.is_ok(),
+            changed = group.changed() => changed.is_ok(),
             _ = tick.tick() => true,
         };
         if !running {
@@ -163,6 +166,7 @@ async fn hub(state: AppState, published: watch::Sender<Arc<Snapshot>>, stop: Can
         engine.mark_unchanged();
         swaps.mark_unchanged();
         faults.mark_unchanged();
+        group.mark_unchanged();
         let counts = *alerts.borrow_and_update();
         publish(&published, Snapshot::build(&state, counts));
     }

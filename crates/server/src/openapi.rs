@@ -169,7 +169,7 @@ mod tests {
         let scan = Event::note(now, EventKind::ProvisioningScan, "192.0.2.66", "20 bad phone-file requests");
         let state = app.engine.borrow().clone();
         let alert = Enqueue { event_index: 0, webhook: "oncall".to_owned(), generation: 1 };
-        store.save_step_with_alerts(&state, &[], &[failover, scan], &[alert]).await.unwrap();
+        store.save_step_with_alerts(None, &state, &[], &[failover, scan], &[alert]).await.unwrap();
 
         let doc = app.get_json("/api/openapi.json").await;
         for path in [

@@ -28,6 +28,9 @@ pub struct Status {
     /// Webhook deliveries by status.
     #[schema(value_type = crate::openapi::AlertCountsDoc)]
     pub alerts: AlertCounts,
+    /// The group of instances (`[cluster]`); absent for a single instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::group::ClusterStatus>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -57,6 +60,9 @@ pub struct ServiceStatus {
     pub reason: Option<String>,
     /// The latest checks, newest first.
     pub recent: Vec<RecentCheck>,
+    /// In a group: each vantage's latest fresh check, which the leader counts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vantages: Vec<crate::group::VantageSeen>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -113,6 +119,7 @@ impl Status {
                 mode: r.mode.as_str(),
             }
         };
+        let group = state.group.as_ref().map(|g| g.borrow().clone());
         let services = ServiceId::all()
             .map(|service| {
                 let track = engine.service(service);
@@ -135,6 +142,7 @@ impl Status {
                             reason: c.reason,
                         })
                         .collect(),
+                    vantages: group.as_ref().map(|g| g.seen(service)).unwrap_or_default(),
                 }
             })
             .collect();
@@ -147,6 +155,7 @@ impl Status {
             monitor_blind: engine.blind,
             demo: state.demo,
             alerts,
+            cluster: group.as_ref().map(crate::group::GroupView::status),
         }
     }
 }

@@ -70,6 +70,7 @@ impl TestApp {
             access: Arc::new(access),
             poll_interval: config.phones.poll_interval,
             demo: false,
+            group: None,
         };
         let shutdown = CancellationToken::new();
         let router = crate::router(state.clone(), Router::new(), &shutdown);

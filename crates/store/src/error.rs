@@ -55,6 +55,15 @@ pub enum StoreError {
     )]
     OtherSchema { url: String, schema: String },
 
+    /// A leader's write refused: its term no longer holds the lease (another instance
+    /// took over while it was paused, cut off or slow).
+    #[error("node {node} no longer leads (term {term} was taken over); nothing was written")]
+    Fenced { node: String, term: i64 },
+
+    /// A group operation (`[cluster]`) on a store that is not PostgreSQL.
+    #[error("a group of instances ([cluster]) needs a PostgreSQL store")]
+    NeedsPostgres,
+
     /// A stored row holds a value the code cannot read back (an unknown enum spelling,
     /// a time out of range, a missing row that every save writes).
     #[error("corrupt row in {table}.{column}: {detail}")]

@@ -8,6 +8,8 @@
 
 mod codec;
 mod error;
+mod leadership;
+mod listener;
 mod sql;
 mod sqlite_file;
 mod tables;
@@ -26,6 +28,8 @@ use switchback_provisioning::fetch::PhoneFetch;
 use switchback_provisioning::Phone;
 
 pub use crate::error::StoreError;
+pub use crate::leadership::{Leadership, NotLeader};
+pub use crate::listener::Listener;
 pub use crate::tables::phone_page::{ListedFetch, ListedPhone, PhonePage, PhoneQuery, Seen};
 pub use crate::tables::phones::FetchRecord;
 pub use crate::url::{redact_url, Backend};
@@ -101,6 +105,83 @@ pub struct AlertCounts {
     pub failed: u64,
 }
 
+/// A leader's right to write as leader: checked, in the transaction of every write it
+/// makes as leader, against the lease in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub node: String,
+    pub term: i64,
+}
+
+/// The leader's lease as the store has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// `None` when nobody holds it (never held, released, or run out).
+    pub holder: Option<String>,
+    pub term: i64,
+    /// How long it still runs, on the store's clock; zero when it has run out.
+    pub remaining: std::time::Duration,
+}
+
+/// What claiming the lease came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// It had run out, and this instance took it with a new term.
+    Won(Fence),
+    /// It runs (or was just taken by another instance).
+    Held(Lease),
+}
+
+/// An instance of the group, as it last said it was alive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeSeen {
+    pub node: String,
+    pub vantage: String,
+    pub started_at: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// A vantage's latest check of one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VantageCheck {
+    pub vantage: String,
+    pub node: String,
+    pub check: CheckResult,
+}
+
+/// An operator action sent to an instance that does not lead, for the leader to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorRequest {
+    pub route: switchback_core::Route,
+    pub action: switchback_core::Action,
+    pub actor: String,
+    pub reason: String,
+    /// The instance it was sent to.
+    pub node: String,
+}
+
+/// How an [`OperatorRequest`] went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestOutcome {
+    Pending,
+    Done,
+    /// The action makes no sense for the route as it is.
+    Refused(String),
+    /// The leader could not persist it, or nobody took it in time.
+    Failed(String),
+}
+
+/// What changed in a group's store, as told by PostgreSQL's NOTIFY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The leader saved a step.
+    State,
+    /// A vantage recorded a round of checks.
+    Checks,
+    /// An operator action waits for the leader.
+    Requests,
+}
+
 /// Everything switchback keeps. Shared as an `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
@@ -122,13 +203,16 @@ pub trait Store: Send + Sync + fmt::Debug {
         checks: &[CheckResult],
         events: &[Event],
     ) -> Result<Vec<i64>, StoreError> {
-        self.save_step_with_alerts(next, checks, events, &[]).await
+        self.save_step_with_alerts(None, next, checks, events, &[]).await
     }
 
     /// [`save_step`](Store::save_step), also queueing `alerts` for its events in the
     /// same transaction: an event is never stored without its alerts, nor the reverse.
+    /// With a `fence`, nothing is written unless its term still holds the lease
+    /// ([`StoreError::Fenced`]), and the group is told of the new state.
     async fn save_step_with_alerts(
         &self,
+        fence: Option<&Fence>,
         next: &EngineState,
         checks: &[CheckResult],
         events: &[Event],
@@ -143,8 +227,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn next_alert_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// Records a delivery attempt of a pending alert; a delivered alert never changes again.
+    /// With a `fence`, only while its term holds the lease.
     async fn record_delivery(
         &self,
+        fence: Option<&Fence>,
         id: i64,
         delivery: &AlertDelivery,
         now: DateTime<Utc>,
@@ -190,6 +276,53 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Each phone's latest fetch.
     async fn fetch_records(&self) -> Result<Vec<FetchRecord>, StoreError>;
+
+    /// Phones' latest fetches recorded after `after` (by any instance of the group).
+    async fn fetch_records_since(&self, after: DateTime<Utc>) -> Result<Vec<FetchRecord>, StoreError>;
+
+    // ---- the group (`[cluster]`, PostgreSQL only) ----------------------------------------
+
+    /// Takes the leader's lease for `node`, with a new term, if it has run out.
+    async fn claim_lease(&self, node: &str, lease: std::time::Duration) -> Result<Claim, StoreError>;
+
+    /// Extends `fence`'s lease by `lease` from now; false when another holds it.
+    async fn renew_lease(&self, fence: &Fence, lease: std::time::Duration) -> Result<bool, StoreError>;
+
+    /// Ends `fence`'s lease now (a clean shutdown), so another takes over at once.
+    async fn release_lease(&self, fence: &Fence) -> Result<(), StoreError>;
+
+    async fn lease(&self) -> Result<Lease, StoreError>;
+
+    /// Records that `node`, probing from `vantage`, is alive.
+    async fn heartbeat(&self, node: &str, vantage: &str, started_at: DateTime<Utc>)
+        -> Result<(), StoreError>;
+
+    /// The group's instances, by name.
+    async fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError>;
+
+    /// Keeps a round of `vantage`'s checks (history and latest) and tells the leader.
+    async fn record_round(&self, vantage: &str, node: &str, checks: &[CheckResult])
+        -> Result<(), StoreError>;
+
+    /// Every vantage's latest check of each service, made since `since`.
+    async fn vantage_checks(&self, since: DateTime<Utc>) -> Result<Vec<VantageCheck>, StoreError>;
+
+    /// Queues an operator action for the leader; answers its id.
+    async fn request_operation(&self, request: &OperatorRequest) -> Result<i64, StoreError>;
+
+    /// For the leader: the oldest action queued since `since` (older ones expire).
+    async fn take_operation(
+        &self,
+        fence: &Fence,
+        since: DateTime<Utc>,
+    ) -> Result<Option<(i64, OperatorRequest)>, StoreError>;
+
+    async fn finish_operation(&self, id: i64, outcome: &RequestOutcome) -> Result<(), StoreError>;
+
+    async fn operation_outcome(&self, id: i64) -> Result<RequestOutcome, StoreError>;
+
+    /// A connection that hears the group's changes as they are committed.
+    async fn listen(&self) -> Result<Listener, StoreError>;
 
     /// Runs a trivial query: is the store reachable?
     async fn ping(&self) -> Result<(), StoreError>;

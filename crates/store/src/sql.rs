@@ -18,13 +18,14 @@ use switchback_core::model::{CheckResult, ServiceId};
 
 use crate::error::StoreError;
 use crate::sqlite_file;
-use crate::tables::{checks, events, outbox, phone_page, phones, state};
+use crate::tables::{checks, cluster, events, outbox, phone_page, phones, state};
 use crate::url::{Backend, StoreUrl};
 use crate::write::WriteTx;
 use crate::Create;
 use crate::{
-    AlertCounts, AlertDelivery, Enqueue, FetchRecord, OutboxAlert, PhoneImport, PhonePage, PhoneQuery,
-    PhonesRevision, Store, StoredEvent,
+    AlertCounts, AlertDelivery, Claim, Enqueue, Fence, FetchRecord, Lease, Listener, NodeSeen,
+    OperatorRequest, OutboxAlert, PhoneImport, PhonePage, PhoneQuery, PhonesRevision, RequestOutcome, Store,
+    StoredEvent, VantageCheck,
 };
 use switchback_provisioning::fetch::PhoneFetch;
 use switchback_provisioning::Phone;
@@ -151,6 +152,13 @@ impl SqlStore {
         .map_err(StoreError::query("look for the schema elsewhere"))
     }
 
+    fn require_postgres(&self) -> Result<(), StoreError> {
+        match self.url.backend {
+            Backend::Postgres => Ok(()),
+            Backend::Sqlite => Err(StoreError::NeedsPostgres),
+        }
+    }
+
     /// Write-ahead logging lets readers (the dashboard) proceed while the engine writes.
     /// The mode is kept in the file, so setting it once per open is enough.
     async fn use_wal(&self) -> Result<(), StoreError> {
@@ -263,14 +271,22 @@ impl Store for SqlStore {
 
     async fn save_step_with_alerts(
         &self,
+        fence: Option<&Fence>,
         next: &EngineState,
         checks: &[CheckResult],
         events: &[Event],
         alerts: &[Enqueue],
     ) -> Result<Vec<i64>, StoreError> {
+        if fence.is_some() {
+            self.require_postgres()?;
+        }
         let mut tx = self.begin_write().await?;
         let conn = tx.conn();
         let result = async {
+            if let Some(fence) = fence {
+                cluster::check_fence(conn, fence).await?;
+                cluster::notify(conn, cluster::STATE_CHANNEL).await?;
+            }
             state::save(conn, next).await?;
             checks::insert(conn, checks).await?;
             let ids = events::insert(conn, events).await?;
@@ -291,11 +307,25 @@ impl Store for SqlStore {
 
     async fn record_delivery(
         &self,
+        fence: Option<&Fence>,
         id: i64,
         delivery: &AlertDelivery,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        outbox::record(&self.pool, id, delivery, now).await
+        let Some(fence) = fence else {
+            let mut conn =
+                self.pool.acquire().await.map_err(StoreError::query("acquire a store connection"))?;
+            return outbox::record(&mut conn, id, delivery, now).await;
+        };
+        self.require_postgres()?;
+        let mut tx = self.begin_write().await?;
+        let conn = tx.conn();
+        let result = async {
+            cluster::check_fence(conn, fence).await?;
+            outbox::record(conn, id, delivery, now).await
+        }
+        .await;
+        tx.finish(result, "commit alert delivery").await
     }
 
     async fn alert_counts(&self) -> Result<AlertCounts, StoreError> {
@@ -347,6 +377,95 @@ impl Store for SqlStore {
 
     async fn prune_checks(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
         checks::prune(&self.pool, older_than).await
+    }
+
+    async fn fetch_records_since(&self, after: DateTime<Utc>) -> Result<Vec<FetchRecord>, StoreError> {
+        phones::fetch_records_since(&self.pool, after).await
+    }
+
+    async fn claim_lease(&self, node: &str, lease: Duration) -> Result<Claim, StoreError> {
+        self.require_postgres()?;
+        cluster::claim(&self.pool, node, lease).await
+    }
+
+    async fn renew_lease(&self, fence: &Fence, lease: Duration) -> Result<bool, StoreError> {
+        self.require_postgres()?;
+        cluster::renew(&self.pool, fence, lease).await
+    }
+
+    async fn release_lease(&self, fence: &Fence) -> Result<(), StoreError> {
+        self.require_postgres()?;
+        cluster::release(&self.pool, fence).await
+    }
+
+    async fn lease(&self) -> Result<Lease, StoreError> {
+        self.require_postgres()?;
+        cluster::current(&self.pool).await
+    }
+
+    async fn heartbeat(
+        &self,
+        node: &str,
+        vantage: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.require_postgres()?;
+        cluster::heartbeat(&self.pool, node, vantage, started_at).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError> {
+        self.require_postgres()?;
+        cluster::nodes(&self.pool).await
+    }
+
+    async fn record_round(
+        &self,
+        vantage: &str,
+        node: &str,
+        checks: &[CheckResult],
+    ) -> Result<(), StoreError> {
+        self.require_postgres()?;
+        let mut tx = self.begin_write().await?;
+        let result = cluster::record_round(tx.conn(), vantage, node, checks).await;
+        tx.finish(result, "commit a vantage's round").await
+    }
+
+    async fn vantage_checks(&self, since: DateTime<Utc>) -> Result<Vec<VantageCheck>, StoreError> {
+        self.require_postgres()?;
+        cluster::vantage_checks(&self.pool, since).await
+    }
+
+    async fn request_operation(&self, request: &OperatorRequest) -> Result<i64, StoreError> {
+        self.require_postgres()?;
+        let mut tx = self.begin_write().await?;
+        let result = cluster::request(tx.conn(), request, Utc::now()).await;
+        tx.finish(result, "commit an operator action").await
+    }
+
+    async fn take_operation(
+        &self,
+        fence: &Fence,
+        since: DateTime<Utc>,
+    ) -> Result<Option<(i64, OperatorRequest)>, StoreError> {
+        self.require_postgres()?;
+        let mut tx = self.begin_write().await?;
+        let result = cluster::take_request(tx.conn(), fence, since, Utc::now()).await;
+        tx.finish(result, "commit taking an operator action").await
+    }
+
+    async fn finish_operation(&self, id: i64, outcome: &RequestOutcome) -> Result<(), StoreError> {
+        self.require_postgres()?;
+        cluster::finish_request(&self.pool, id, outcome, Utc::now()).await
+    }
+
+    async fn operation_outcome(&self, id: i64) -> Result<RequestOutcome, StoreError> {
+        self.require_postgres()?;
+        cluster::request_outcome(&self.pool, id).await
+    }
+
+    async fn listen(&self) -> Result<Listener, StoreError> {
+        self.require_postgres()?;
+        Listener::connect(&self.url.connect).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

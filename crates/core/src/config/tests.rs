@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)] // a panic is how a test reports failure
+
 use super::*;
 
 const GOOD: &str = r#"

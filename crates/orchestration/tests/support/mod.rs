@@ -199,6 +199,7 @@ impl Store for FaultyStore {
     }
     async fn save_step_with_alerts(
         &self,
+        fence: Option<&Fence>,
         next: &EngineState,
         checks: &[CheckResult],
         events: &[Event],
@@ -210,19 +211,21 @@ impl Store for FaultyStore {
         }
         if self.stall_next_save.swap(false, Ordering::SeqCst) {
             let inner = self.inner.clone();
-            let (next, checks, events, alerts) =
-                (next.clone(), checks.to_vec(), events.to_vec(), alerts.to_vec());
+            let (fence, next, checks, events, alerts) =
+                (fence.cloned(), next.clone(), checks.to_vec(), events.to_vec(), alerts.to_vec());
             let (gate, committed) = (self.stall_gate.clone(), self.stalled_committed.clone());
             let commit = self.runtime.as_ref().unwrap().spawn(async move {
                 let _go = gate.acquire().await;
-                let saved = inner.save_step_with_alerts(&next, &checks, &events, &alerts).await;
+                let saved =
+                    inner.save_step_with_alerts(fence.as_ref(), &next, &checks, &events, &alerts).await;
                 committed.store(saved.is_ok(), Ordering::SeqCst);
                 saved
             });
             // Awaited without blocking the test's thread: its clock runs on meanwhile.
             return commit.await.unwrap_or_else(|crashed| Err(injected(&crashed.to_string())));
         }
-        let saved = self.on_store_runtime(self.inner.save_step_with_alerts(next, checks, events, alerts));
+        let saved =
+            self.on_store_runtime(self.inner.save_step_with_alerts(fence, next, checks, events, alerts));
         if saved.is_ok() && self.lose_next_reply.swap(false, Ordering::SeqCst) {
             return Err(injected("connection reset while waiting for the reply to COMMIT"));
         }
@@ -236,12 +239,75 @@ impl Store for FaultyStore {
     }
     async fn record_delivery(
         &self,
+        fence: Option<&Fence>,
         id: i64,
         delivery: &AlertDelivery,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.write_fault()?;
-        self.on_store_runtime(self.inner.record_delivery(id, delivery, now))
+        self.on_store_runtime(self.inner.record_delivery(fence, id, delivery, now))
+    }
+    async fn fetch_records_since(&self, after: DateTime<Utc>) -> Result<Vec<FetchRecord>, StoreError> {
+        self.on_store_runtime(self.inner.fetch_records_since(after))
+    }
+    async fn claim_lease(&self, node: &str, lease: Duration) -> Result<Claim, StoreError> {
+        self.write_fault()?;
+        self.on_store_runtime(self.inner.claim_lease(node, lease))
+    }
+    async fn renew_lease(&self, fence: &Fence, lease: Duration) -> Result<bool, StoreError> {
+        self.write_fault()?;
+        self.on_store_runtime(self.inner.renew_lease(fence, lease))
+    }
+    async fn release_lease(&self, fence: &Fence) -> Result<(), StoreError> {
+        self.on_store_runtime(self.inner.release_lease(fence))
+    }
+    async fn lease(&self) -> Result<Lease, StoreError> {
+        self.on_store_runtime(self.inner.lease())
+    }
+    async fn heartbeat(
+        &self,
+        node: &str,
+        vantage: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write_fault()?;
+        self.on_store_runtime(self.inner.heartbeat(node, vantage, started_at))
+    }
+    async fn nodes(&self) -> Result<Vec<NodeSeen>, StoreError> {
+        self.on_store_runtime(self.inner.nodes())
+    }
+    async fn record_round(
+        &self,
+        vantage: &str,
+        node: &str,
+        checks: &[CheckResult],
+    ) -> Result<(), StoreError> {
+        self.write_fault()?;
+        self.on_store_runtime(self.inner.record_round(vantage, node, checks))
+    }
+    async fn vantage_checks(&self, since: DateTime<Utc>) -> Result<Vec<VantageCheck>, StoreError> {
+        self.on_store_runtime(self.inner.vantage_checks(since))
+    }
+    async fn request_operation(&self, request: &OperatorRequest) -> Result<i64, StoreError> {
+        self.write_fault()?;
+        self.on_store_runtime(self.inner.request_operation(request))
+    }
+    async fn take_operation(
+        &self,
+        fence: &Fence,
+        since: DateTime<Utc>,
+    ) -> Result<Option<(i64, OperatorRequest)>, StoreError> {
+        self.write_fault()?;
+        self.on_store_runtime(self.inner.take_operation(fence, since))
+    }
+    async fn finish_operation(&self, id: i64, outcome: &RequestOutcome) -> Result<(), StoreError> {
+        self.on_store_runtime(self.inner.finish_operation(id, outcome))
+    }
+    async fn operation_outcome(&self, id: i64) -> Result<RequestOutcome, StoreError> {
+        self.on_store_runtime(self.inner.operation_outcome(id))
+    }
+    async fn listen(&self) -> Result<Listener, StoreError> {
+        self.on_store_runtime(self.inner.listen())
     }
     async fn alert_counts(&self) -> Result<AlertCounts, StoreError> {
         self.on_store_runtime(self.inner.alert_counts())

@@ -3,6 +3,7 @@
 //! consistent snapshot take the pool.
 
 pub(crate) mod checks;
+pub(crate) mod cluster;
 pub(crate) mod events;
 pub(crate) mod outbox;
 pub(crate) mod phone_page;

@@ -88,7 +88,7 @@ pub(crate) async fn next_due(pool: &AnyPool) -> Result<Option<DateTime<Utc>>, St
 /// Records one delivery attempt. Only a pending row changes: a row already delivered
 /// stays delivered, so an acknowledged alert is never sent again.
 pub(crate) async fn record(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     id: i64,
     delivery: &AlertDelivery,
     now: DateTime<Utc>,
@@ -110,7 +110,7 @@ pub(crate) async fn record(
     .bind(error)
     .bind(finished.map(micros))
     .bind(id)
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(StoreError::query("record alert delivery"))?;
     Ok(())

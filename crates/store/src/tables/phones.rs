@@ -204,6 +204,25 @@ pub(crate) async fn fetch_records(pool: &AnyPool) -> Result<Vec<FetchRecord>, St
     .fetch_all(pool)
     .await
     .map_err(StoreError::query("load phone fetches"))?;
+    decode_fetches(rows)
+}
+
+/// The fetches recorded after `after`; in the group, what the other instances served.
+pub(crate) async fn fetch_records_since(
+    pool: &AnyPool,
+    after: DateTime<Utc>,
+) -> Result<Vec<FetchRecord>, StoreError> {
+    let rows: Vec<FetchRow> = sqlx::query_as(
+        "SELECT mac, vendor, at, generation, source, user_agent, fetches FROM phone_fetches WHERE at > $1",
+    )
+    .bind(micros(after))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("load recent phone fetches"))?;
+    decode_fetches(rows)
+}
+
+fn decode_fetches(rows: Vec<FetchRow>) -> Result<Vec<FetchRecord>, StoreError> {
     rows.into_iter()
         .map(|row| {
             Ok(FetchRecord {

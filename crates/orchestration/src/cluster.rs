@@ -1,0 +1,350 @@
+//! An instance of a group (`[cluster]`): every instance probes and records its checks
+//! tagged with its vantage, keeps its part of the lease, follows the leader's decisions
+//! and serves the same phone files; the one that holds the lease counts the vantages,
+//! decides, applies operator actions sent to any instance, and alerts.
+//!
+//! Timing: the leader renews every third of the lease; a follower tries to take the
+//! lease when the store says it runs out. Followers hear a saved step at once (NOTIFY)
+//! and poll every second besides, so a lost notification costs at most a second.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchback_core::config::ClusterConfig;
+use switchback_core::{CheckResult, Event, EventKind};
+use switchback_server::group::GroupView;
+use switchback_store::{Change, Fence, RequestOutcome, StoreError};
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::decider::{DecideError, FORWARD_WITHIN};
+use crate::quorum;
+use crate::Orchestrator;
+
+/// How often followers read the leader's state and everyone the group's view, besides
+/// what NOTIFY tells them.
+const POLL_EVERY: Duration = Duration::from_secs(1);
+/// Longest wait before listening again after the listening connection broke.
+const RELISTEN_AFTER: Duration = Duration::from_secs(1);
+
+/// The parts of an orchestrator that only a group has.
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub(crate) config: ClusterConfig,
+    /// How long a vantage's check counts.
+    pub(crate) fresh: Duration,
+    pub(crate) view: watch::Sender<GroupView>,
+    /// Wakes the leader's count (a vantage recorded a round).
+    pub(crate) count_wake: Notify,
+    /// Wakes the leader's reading of operator actions sent to other instances.
+    pub(crate) requests_wake: Notify,
+    pub(crate) started_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Group {
+    pub(crate) fn new(
+        config: ClusterConfig,
+        monitor: &switchback_core::config::MonitorConfig,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let view = GroupView {
+            node: config.node.clone(),
+            vantage: config.vantage.clone(),
+            quorum: config.quorum,
+            ..GroupView::default()
+        };
+        Self {
+            fresh: quorum::freshness(monitor),
+            config,
+            view: watch::channel(view).0,
+            count_wake: Notify::new(),
+            requests_wake: Notify::new(),
+            started_at: now,
+        }
+    }
+
+    /// The lease as this instance trusts it: a little shorter than the store's, which
+    /// started counting after this instance asked.
+    fn trusted(&self, asked_at: Instant) -> Instant {
+        asked_at + self.config.lease.mul_f64(0.9)
+    }
+}
+
+impl Orchestrator {
+    fn group(&self) -> Option<&Group> {
+        self.group.as_ref()
+    }
+
+    /// The scheduler's round, in a group: the checks go to the store, tagged with this
+    /// instance's vantage, and wake the leader's count. Answers whether to re-check
+    /// soon: while this vantage sees a failure, or the leader's state is unsettled.
+    pub(crate) async fn record_round(&self, results: Vec<CheckResult>) -> bool {
+        self.metrics.observe_checks(&results);
+        self.decider.recent_checks().observe(&results);
+        let failing = results.iter().any(|r| !r.healthy);
+        if let Some(group) = self.group() {
+            match self.store.record_round(&group.config.vantage, &group.config.node, &results).await {
+                Ok(()) => self.store_health.ok(),
+                Err(err) => {
+                    tracing::warn!(error = %err, "this vantage's checks not recorded");
+                    self.store_health.failed(&err.to_string());
+                }
+            }
+            group.count_wake.notify_one();
+        }
+        failing || self.decider.subscribe().borrow().unsettled()
+    }
+
+    /// Holds this instance's part of the lease until `shutdown`, then gives it up.
+    pub(crate) async fn keep_lease(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(group) = self.group() else { return };
+        let (node, lease) = (group.config.node.as_str(), group.config.lease);
+        let every = lease / 3;
+        loop {
+            let asked_at = Instant::now();
+            let pause = match self.leadership.held() {
+                Some((fence, valid_until)) => {
+                    match tokio::time::timeout(every, self.store.renew_lease(&fence, lease)).await {
+                        Ok(Ok(true)) => self.leadership.lead(fence, group.trusted(asked_at)),
+                        Ok(Ok(false)) => {
+                            tracing::warn!(term = fence.term, "the lease was taken over");
+                            self.leadership.step_down();
+                        }
+                        Ok(Err(_)) | Err(_) if Instant::now() >= valid_until => {
+                            tracing::warn!(term = fence.term, "the lease could not be renewed in time");
+                            self.leadership.step_down();
+                        }
+                        _ => {}
+                    }
+                    every
+                }
+                None => match tokio::time::timeout(every, self.store.claim_lease(node, lease)).await {
+                    Ok(Ok(switchback_store::Claim::Won(fence))) => {
+                        self.leadership.lead(fence.clone(), group.trusted(asked_at));
+                        self.took_over(fence).await;
+                        every
+                    }
+                    // Try again just after the store says the lease runs out.
+                    Ok(Ok(switchback_store::Claim::Held(current))) => {
+                        (current.remaining + Duration::from_millis(20)).min(every)
+                    }
+                    _ => every,
+                },
+            };
+            if let Err(err) = self.store.heartbeat(node, &group.config.vantage, group.started_at).await {
+                tracing::debug!(error = %err, "heartbeat not recorded");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+        if let Some((fence, _)) = self.leadership.held() {
+            self.leadership.step_down();
+            // Another instance takes over at once instead of when the lease runs out.
+            match tokio::time::timeout(Duration::from_secs(2), self.store.release_lease(&fence)).await {
+                Ok(Ok(())) => tracing::info!(term = fence.term, "lease released"),
+                _ => tracing::warn!(
+                    term = fence.term,
+                    "lease not released; another takes over when it runs out"
+                ),
+            }
+        }
+    }
+
+    /// This instance won the lease: it decides from the store's state on, says so, and
+    /// sends what the previous leader left in the outbox.
+    async fn took_over(&self, fence: Fence) {
+        tracing::info!(node = %fence.node, term = fence.term, "leading the group");
+        if let Err(err) = self.decider.resume_from_store().await {
+            tracing::warn!(error = %err, "could not read the state on taking over; stepping down");
+            self.leadership.step_down();
+            return;
+        }
+        let event = Event::note(
+            self.clock.now(),
+            EventKind::LeaderElected,
+            fence.node.clone(),
+            format!("term {}", fence.term),
+        );
+        if let Err(err) = self.decider.note(event).await {
+            tracing::warn!(error = %err, "leader_elected not recorded");
+        }
+        self.sender_wake.notify_one();
+        if let Some(group) = self.group() {
+            group.count_wake.notify_one();
+            group.requests_wake.notify_one();
+        }
+    }
+
+    /// The leader counts the vantages' latest checks whenever one records a round.
+    pub(crate) async fn count_vantages(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(group) = self.group() else { return };
+        let mut leading_since: Option<(i64, Instant)> = None;
+        loop {
+            tokio::select! {
+                () = group.count_wake.notified() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let Ok(Some(fence)) = self.leadership.write_as() else { continue };
+            // A new leader gives the vantages one freshness window to report before it
+            // calls too few of them blind: the previous leader may have stopped long ago.
+            let since = match leading_since {
+                Some((term, since)) if term == fence.term => since,
+                _ => {
+                    let now = Instant::now();
+                    leading_since = Some((fence.term, now));
+                    now
+                }
+            };
+            let now = self.clock.now();
+            let fresh_since = now - chrono::Duration::from_std(group.fresh).unwrap_or(chrono::TimeDelta::MAX);
+            let checks = match self.store.vantage_checks(fresh_since).await {
+                Ok(checks) => checks,
+                Err(err) => {
+                    tracing::debug!(error = %err, "vantages' checks unreadable; nothing decided");
+                    continue;
+                }
+            };
+            let count = quorum::count(&checks, fresh_since, group.config.quorum);
+            if matches!(count, quorum::Count::Blind(_)) && since.elapsed() < group.fresh {
+                continue;
+            }
+            match self.decider.apply_count(count).await {
+                Ok(_) | Err(DecideError::NotLeader) => {}
+                Err(err) => tracing::error!(error = %err, "count not applied"),
+            }
+        }
+    }
+
+    /// Hears the group (NOTIFY) and polls it: a follower takes each step the leader
+    /// saves; the leader is woken for rounds and operator actions; everyone's view of
+    /// the group (leader, instances, vantages) is refreshed.
+    pub(crate) async fn hear_group(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(group) = self.group() else { return };
+        let mut listener = None;
+        let mut poll = tokio::time::interval(POLL_EVERY);
+        loop {
+            if listener.is_none() {
+                listener = match self.store.listen().await {
+                    Ok(listener) => Some(listener),
+                    Err(err) => {
+                        tracing::debug!(error = %err, "cannot listen to the group; polling");
+                        None
+                    }
+                };
+            }
+            let heard = async {
+                match listener.as_mut() {
+                    Some(l) => l.next().await,
+                    None => {
+                        tokio::time::sleep(RELISTEN_AFTER).await;
+                        Err(StoreError::NeedsPostgres)
+                    }
+                }
+            };
+            let change = tokio::select! {
+                heard = heard => heard,
+                _ = poll.tick() => {
+                    self.refresh_view(group).await;
+                    Ok(Change::State)
+                }
+                () = shutdown.cancelled() => return,
+            };
+            match change {
+                Ok(Change::State) if !self.leadership.leads() => self.follow_leader().await,
+                Ok(Change::State) => group.requests_wake.notify_one(),
+                Ok(Change::Checks) => group.count_wake.notify_one(),
+                Ok(Change::Requests) => group.requests_wake.notify_one(),
+                Err(_) => listener = None,
+            }
+        }
+    }
+
+    async fn follow_leader(&self) {
+        match self.store.load_state().await {
+            Ok(Some(state)) => self.decider.follow(state).await,
+            Ok(None) => {}
+            Err(err) => tracing::debug!(error = %err, "the leader's state unreadable"),
+        }
+    }
+
+    async fn refresh_view(&self, group: &Group) {
+        let now = self.clock.now();
+        let fresh_since = now - chrono::Duration::from_std(group.fresh).unwrap_or(chrono::TimeDelta::MAX);
+        let (lease, nodes, vantages) =
+            tokio::join!(self.store.lease(), self.store.nodes(), self.store.vantage_checks(fresh_since));
+        // What could not be read stays as it was: the view shows the last known group.
+        group.view.send_if_modified(|view| {
+            let before = view.clone();
+            if let Ok(lease) = lease {
+                view.leader = lease.holder;
+                view.term = lease.term;
+            }
+            if let Ok(nodes) = nodes {
+                view.nodes = nodes;
+            }
+            if let Ok(vantages) = vantages {
+                view.vantages = vantages;
+            }
+            *view != before
+        });
+    }
+
+    /// The leader applies operator actions sent to other instances, oldest first.
+    pub(crate) async fn serve_requests(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(group) = self.group() else { return };
+        loop {
+            tokio::select! {
+                () = group.requests_wake.notified() => {}
+                () = shutdown.cancelled() => return,
+            }
+            while let Ok(Some(fence)) = self.leadership.write_as() {
+                let since = self.clock.now()
+                    - chrono::Duration::from_std(FORWARD_WITHIN).unwrap_or(chrono::TimeDelta::MAX);
+                let (id, request) = match self.store.take_operation(&fence, since).await {
+                    Ok(Some(taken)) => taken,
+                    Ok(None) => break,
+                    Err(err) => {
+                        self.leadership.note_error(&err);
+                        tracing::warn!(error = %err, "operator actions unreadable");
+                        break;
+                    }
+                };
+                let outcome = match self
+                    .decider
+                    .operate(request.route, request.action, &request.actor, &request.reason)
+                    .await
+                {
+                    Ok(()) => RequestOutcome::Done,
+                    Err(DecideError::Operator(refused)) => RequestOutcome::Refused(refused.to_string()),
+                    Err(err) => RequestOutcome::Failed(err.to_string()),
+                };
+                tracing::info!(
+                    via = %request.node,
+                    route = request.route.as_str(),
+                    action = request.action.as_str(),
+                    "operator action from another instance applied"
+                );
+                if let Err(err) = self.store.finish_operation(id, &outcome).await {
+                    tracing::warn!(error = %err, "operator action's outcome not recorded");
+                }
+            }
+        }
+    }
+
+    /// Folds the phone fetches other instances served into this one's counts.
+    pub(crate) async fn merge_fetches(&self, after: &mut chrono::DateTime<chrono::Utc>) {
+        match self.store.fetch_records_since(*after).await {
+            Ok(records) => {
+                if let Some(latest) = records.iter().map(|r| r.at).max() {
+                    // Another instance flushes up to a flush period late: look back that far.
+                    *after = latest.max(*after) - chrono::Duration::seconds(4);
+                }
+                self.fetches.merge(records.iter().map(|r| (r.mac, r.last())));
+            }
+            Err(err) => tracing::debug!(error = %err, "other instances' fetches unreadable"),
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! The group's tables (PostgreSQL only): the leader's lease, the instances, each
+//! vantage's latest checks, and operator actions waiting for the leader.
+//!
+//! Lease times are on the store's clock (`clock_timestamp()`), never an instance's, so
+//! instances whose clocks disagree still agree on when a lease runs out.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{AnyConnection, AnyPool, FromRow};
+use switchback_core::model::{CheckResult, ServiceId};
+use switchback_core::{Action, Route};
+
+use crate::codec::{duration_micros, micros, Column, Flag};
+use crate::error::StoreError;
+use crate::{Claim, Fence, Lease, NodeSeen, OperatorRequest, RequestOutcome, VantageCheck};
+
+/// The store's clock, in microseconds since the epoch.
+const NOW_US: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)";
+
+/// Notified in the transaction of every step a leader saves: followers reload the state.
+pub(crate) const STATE_CHANNEL: &str = "switchback_state";
+/// Notified when a vantage records a round: the leader counts again.
+pub(crate) const CHECKS_CHANNEL: &str = "switchback_checks";
+/// Notified when an operator action waits for the leader.
+pub(crate) const REQUESTS_CHANNEL: &str = "switchback_requests";
+
+/// Locks the lease row for the rest of the transaction if `fence` still holds it; a
+/// lease taken over by another fails here, so nothing of the transaction is written.
+/// The lock makes a take-over wait until this transaction ends: a fenced write is
+/// either before the next term or refused.
+pub(crate) async fn check_fence(conn: &mut AnyConnection, fence: &Fence) -> Result<(), StoreError> {
+    let held: Option<i64> = sqlx::query_scalar(
+        "SELECT term FROM cluster_lease WHERE id = 1 AND holder = $1 AND term = $2 FOR UPDATE",
+    )
+    .bind(&fence.node)
+    .bind(fence.term)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::query("check the leader's term"))?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Fenced { node: fence.node.clone(), term: fence.term }),
+    }
+}
+
+pub(crate) async fn notify(conn: &mut AnyConnection, channel: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(channel)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::query("notify the group"))?;
+    Ok(())
+}
+
+/// Takes the lease for `node` with a new term if it has run out (or nobody holds it).
+pub(crate) async fn claim(pool: &AnyPool, node: &str, lease: Duration) -> Result<Claim, StoreError> {
+    let won: Option<i64> = sqlx::query_scalar(&format!(
+        "UPDATE cluster_lease SET holder = $1, term = term + 1, expires_at = {NOW_US} + $2 \
+         WHERE id = 1 AND expires_at <= {NOW_US} RETURNING term"
+    ))
+    .bind(node)
+    .bind(duration_micros(lease))
+    .fetch_optional(pool)
+    .await
+    .map_err(StoreError::query("claim the leader's lease"))?;
+    match won {
+        Some(term) => Ok(Claim::Won(Fence { node: node.to_owned(), term })),
+        None => current(pool).await.map(Claim::Held),
+    }
+}
+
+/// Extends the lease of `fence` by `lease` from now; false when it is no longer its own.
+pub(crate) async fn renew(pool: &AnyPool, fence: &Fence, lease: Duration) -> Result<bool, StoreError> {
+    let done = sqlx::query(&format!(
+        "UPDATE cluster_lease SET expires_at = {NOW_US} + $1 WHERE id = 1 AND holder = $2 AND term = $3"
+    ))
+    .bind(duration_micros(lease))
+    .bind(&fence.node)
+    .bind(fence.term)
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("renew the leader's lease"))?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends the lease of `fence` now, so another instance takes over without waiting.
+pub(crate) async fn release(pool: &AnyPool, fence: &Fence) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "UPDATE cluster_lease SET expires_at = {NOW_US} WHERE id = 1 AND holder = $1 AND term = $2"
+    ))
+    .bind(&fence.node)
+    .bind(fence.term)
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("release the leader's lease"))?;
+    Ok(())
+}
+
+pub(crate) async fn current(pool: &AnyPool) -> Result<Lease, StoreError> {
+    let (holder, term, remaining): (Option<String>, i64, i64) = sqlx::query_as(&format!(
+        "SELECT holder, term, expires_at - {NOW_US} FROM cluster_lease WHERE id = 1"
+    ))
+    .fetch_one(pool)
+    .await
+    .map_err(StoreError::query("read the leader's lease"))?;
+    let remaining = Duration::from_micros(u64::try_from(remaining).unwrap_or(0));
+    Ok(Lease { holder: holder.filter(|_| !remaining.is_zero()), term, remaining })
+}
+
+/// Says `node` is alive, at `vantage`, on the store's clock.
+pub(crate) async fn heartbeat(
+    pool: &AnyPool,
+    node: &str,
+    vantage: &str,
+    started_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "INSERT INTO cluster_nodes (node, vantage, started_at, last_seen) VALUES ($1, $2, $3, {NOW_US}) \
+         ON CONFLICT (node) DO UPDATE SET vantage = $2, started_at = $3, last_seen = {NOW_US}"
+    ))
+    .bind(node)
+    .bind(vantage)
+    .bind(micros(started_at))
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("record this instance as alive"))?;
+    Ok(())
+}
+
+pub(crate) async fn nodes(pool: &AnyPool) -> Result<Vec<NodeSeen>, StoreError> {
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT node, vantage, started_at, last_seen FROM cluster_nodes ORDER BY node LIMIT 64",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("list the group's instances"))?;
+    let table = "cluster_nodes";
+    rows.into_iter()
+        .map(|(node, vantage, started, seen)| {
+            Ok(NodeSeen {
+                node,
+                vantage,
+                started_at: Column::new(table, "started_at").time(started)?,
+                last_seen: Column::new(table, "last_seen").time(seen)?,
+            })
+        })
+        .collect()
+}
+
+/// Keeps a vantage's round: each check in the history (tagged with the vantage) and as
+/// the vantage's latest; tells the leader.
+pub(crate) async fn record_round(
+    conn: &mut AnyConnection,
+    vantage: &str,
+    node: &str,
+    checks: &[CheckResult],
+) -> Result<(), StoreError> {
+    for check in checks {
+        let (role, kind) = (check.service.role.as_str(), check.service.kind.as_str());
+        let latency = check.latency.map(duration_micros);
+        sqlx::query(
+            "INSERT INTO check_results (role, kind, healthy, latency_us, reason, checked_at, vantage) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(role)
+        .bind(kind)
+        .bind(check.healthy)
+        .bind(latency)
+        .bind(check.reason.as_deref())
+        .bind(micros(check.checked_at))
+        .bind(vantage)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::query("insert a vantage's check"))?;
+        sqlx::query(
+            "INSERT INTO vantage_checks (vantage, role, kind, node, healthy, latency_us, reason, checked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (vantage, role, kind) DO UPDATE SET node = $4, healthy = $5, latency_us = $6, \
+             reason = $7, checked_at = $8 WHERE vantage_checks.checked_at <= $8",
+        )
+        .bind(vantage)
+        .bind(role)
+        .bind(kind)
+        .bind(node)
+        .bind(check.healthy)
+        .bind(latency)
+        .bind(check.reason.as_deref())
+        .bind(micros(check.checked_at))
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::query("record a vantage's latest check"))?;
+    }
+    notify(conn, CHECKS_CHANNEL).await
+}
+
+#[derive(FromRow)]
+struct VantageRow {
+    vantage: String,
+    node: String,
+    role: String,
+    kind: String,
+    healthy: Flag,
+    latency_us: Option<i64>,
+    reason: Option<String>,
+    checked_at: i64,
+}
+
+/// Every vantage's latest check of every service made since `since`.
+pub(crate) async fn vantage_checks(
+    pool: &AnyPool,
+    since: DateTime<Utc>,
+) -> Result<Vec<VantageCheck>, StoreError> {
+    let rows: Vec<VantageRow> = sqlx::query_as(
+        "SELECT vantage, node, role, kind, healthy, latency_us, reason, checked_at FROM vantage_checks \
+         WHERE checked_at >= $1 ORDER BY vantage, role, kind LIMIT 1000",
+    )
+    .bind(micros(since))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("load the vantages' checks"))?;
+    let table = "vantage_checks";
+    rows.into_iter()
+        .map(|row| {
+            let latency = Column::new(table, "latency_us");
+            Ok(VantageCheck {
+                vantage: row.vantage,
+                node: row.node,
+                check: CheckResult {
+                    service: ServiceId::new(
+                        Column::new(table, "role").parse(&row.role)?,
+                        Column::new(table, "kind").parse(&row.kind)?,
+                    ),
+                    healthy: row.healthy.0,
+                    latency: row
+                        .latency_us
+                        .map(|us| latency.unsigned(us).map(Duration::from_micros))
+                        .transpose()?,
+                    reason: row.reason,
+                    checked_at: Column::new(table, "checked_at").time(row.checked_at)?,
+                },
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn request(
+    conn: &mut AnyConnection,
+    request: &OperatorRequest,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO operator_requests (route, action, actor, reason, node, created_at, status) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending') RETURNING id",
+    )
+    .bind(request.route.as_str())
+    .bind(request.action.as_str())
+    .bind(&request.actor)
+    .bind(&request.reason)
+    .bind(&request.node)
+    .bind(micros(now))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(StoreError::query("queue an operator action"))?;
+    notify(conn, REQUESTS_CHANNEL).await?;
+    Ok(id)
+}
+
+/// Takes the oldest pending request made since `since` for the leader `fence`, and
+/// expires the older ones: an action nobody waits for any more is not applied late.
+pub(crate) async fn take_request(
+    conn: &mut AnyConnection,
+    fence: &Fence,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<(i64, OperatorRequest)>, StoreError> {
+    check_fence(conn, fence).await?;
+    sqlx::query(
+        "UPDATE operator_requests SET status = 'expired', finished_at = $1 \
+         WHERE status = 'pending' AND created_at < $2",
+    )
+    .bind(micros(now))
+    .bind(micros(since))
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::query("expire old operator actions"))?;
+    let row: Option<(i64, String, String, String, String, String)> = sqlx::query_as(
+        "SELECT id, route, action, actor, reason, node FROM operator_requests \
+         WHERE status = 'pending' ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::query("read operator actions"))?;
+    let Some((id, route, action, actor, reason, node)) = row else { return Ok(None) };
+    sqlx::query("UPDATE operator_requests SET status = 'taken' WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::query("take an operator action"))?;
+    let table = "operator_requests";
+    let route: Route = Column::new(table, "route").parse(&route)?;
+    let action: Action = Column::new(table, "action").parse(&action)?;
+    Ok(Some((id, OperatorRequest { route, action, actor, reason, node })))
+}
+
+pub(crate) async fn finish_request(
+    pool: &AnyPool,
+    id: i64,
+    outcome: &RequestOutcome,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (status, detail) = match outcome {
+        RequestOutcome::Done => ("done", None),
+        RequestOutcome::Refused(why) => ("refused", Some(why.as_str())),
+        RequestOutcome::Failed(why) => ("failed", Some(why.as_str())),
+        RequestOutcome::Pending => return Ok(()),
+    };
+    sqlx::query("UPDATE operator_requests SET status = $1, detail = $2, finished_at = $3 WHERE id = $4")
+        .bind(status)
+        .bind(detail)
+        .bind(micros(now))
+        .bind(id)
+        .execute(pool)
+        .await
+        .map_err(StoreError::query("finish an operator action"))?;
+    Ok(())
+}
+
+pub(crate) async fn request_outcome(pool: &AnyPool, id: i64) -> Result<RequestOutcome, StoreError> {
+    let (status, detail): (String, Option<String>) =
+        sqlx::query_as("SELECT status, detail FROM operator_requests WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .map_err(StoreError::query("read an operator action"))?;
+    let detail = detail.unwrap_or_default();
+    Ok(match status.as_str() {
+        "done" => RequestOutcome::Done,
+        "refused" => RequestOutcome::Refused(detail),
+        "failed" => RequestOutcome::Failed(detail),
+        "expired" => RequestOutcome::Failed("no leader took the action in time".to_owned()),
+        _ => RequestOutcome::Pending,
+    })
+}
