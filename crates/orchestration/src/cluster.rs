@@ -223,41 +223,23 @@ impl Orchestrator {
     /// the group (leader, instances, vantages) is refreshed.
     pub(crate) async fn hear_group(self: Arc<Self>, shutdown: CancellationToken) {
         let Some(group) = self.group() else { return };
-        let mut listener = None;
+        let (heard, mut changes) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(listen(self.store.clone(), heard, shutdown.clone()));
         let mut poll = tokio::time::interval(POLL_EVERY);
         loop {
-            if listener.is_none() {
-                listener = match self.store.listen().await {
-                    Ok(listener) => Some(listener),
-                    Err(err) => {
-                        tracing::debug!(error = %err, "cannot listen to the group; polling");
-                        None
-                    }
-                };
-            }
-            let heard = async {
-                match listener.as_mut() {
-                    Some(l) => l.next().await,
-                    None => {
-                        tokio::time::sleep(RELISTEN_AFTER).await;
-                        Err(StoreError::NeedsPostgres)
-                    }
-                }
-            };
             let change = tokio::select! {
-                heard = heard => heard,
+                Some(change) = changes.recv() => change,
                 _ = poll.tick() => {
                     self.refresh_view(group).await;
-                    Ok(Change::State)
+                    Change::State
                 }
                 () = shutdown.cancelled() => return,
             };
             match change {
-                Ok(Change::State) if !self.leadership.leads() => self.follow_leader().await,
-                Ok(Change::State) => group.requests_wake.notify_one(),
-                Ok(Change::Checks) => group.count_wake.notify_one(),
-                Ok(Change::Requests) => group.requests_wake.notify_one(),
-                Err(_) => listener = None,
+                Change::State if !self.leadership.leads() => self.follow_leader().await,
+                Change::State => group.requests_wake.notify_one(),
+                Change::Checks => group.count_wake.notify_one(),
+                Change::Requests => group.requests_wake.notify_one(),
             }
         }
     }
@@ -345,6 +327,38 @@ impl Orchestrator {
                 self.fetches.merge(records.iter().map(|r| (r.mac, r.last())));
             }
             Err(err) => tracing::debug!(error = %err, "other instances' fetches unreadable"),
+        }
+    }
+}
+
+/// Forwards what the store's NOTIFY says until `shutdown`, listening again after the
+/// connection breaks (what was said meanwhile is lost: the poll covers it).
+async fn listen(
+    store: Arc<dyn switchback_store::Store>,
+    heard: tokio::sync::mpsc::Sender<Change>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let listening = async {
+            let mut listener = store.listen().await?;
+            loop {
+                let change = listener.next().await?;
+                if heard.send(change).await.is_err() {
+                    return Ok::<(), StoreError>(());
+                }
+            }
+        };
+        tokio::select! {
+            result = listening => {
+                if let Err(err) = result {
+                    tracing::debug!(error = %err, "not hearing the group; polling until listening again");
+                }
+            }
+            () = shutdown.cancelled() => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RELISTEN_AFTER) => {}
+            () = shutdown.cancelled() => return,
         }
     }
 }

@@ -188,6 +188,34 @@
         return cell;
       });
     el(`${id}-recent`).replaceChildren(...cells);
+    // In a group: what each vantage point sees, which the leader counts.
+    const vantages = (service.vantages || []).map((seen) => {
+      const badge = make('span', `badge vantage health-${healthWord(seen.healthy)}`, seen.vantage);
+      badge.title = `${seen.node}: ${cellTitle(seen)}`;
+      return badge;
+    });
+    el(`${id}-vantages`)?.replaceChildren(...vantages);
+  }
+
+  function renderGroup(cluster) {
+    const card = el('group');
+    if (!card) return;
+    card.hidden = !cluster;
+    if (!cluster) return;
+    setText('group-node', cluster.node);
+    setText('group-leader', cluster.leader || 'none (no lease held)');
+    setText('group-term', cluster.term);
+    setText('group-quorum', cluster.quorum);
+    const rows = cluster.nodes.map((node) => {
+      const row = make('tr');
+      row.dataset.testid = `group-node-${node.node}`;
+      const role = node.leader ? 'leader' : 'follower';
+      const seen = make('td');
+      seen.append(timeNode(node.last_seen));
+      row.append(make('td', '', node.node), make('td', '', node.vantage), make('td', `role-${role}`, role), seen);
+      return row;
+    });
+    el('group-nodes').replaceChildren(...rows);
   }
 
   function renderConvergence(generation, phones) {
@@ -220,6 +248,7 @@
     for (const name of ROUTES) renderRoute(name, status.routes[name]);
     for (const service of status.services) renderService(service);
     renderConvergence(status.generation, status.phones);
+    renderGroup(status.cluster);
     el('monitor-blind').hidden = !status.monitor_blind;
     const unavailable = el('store-unavailable');
     if (unavailable) unavailable.hidden = true;

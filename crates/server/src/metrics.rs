@@ -73,6 +73,8 @@ pub struct Metrics {
     dashboard_streams: Gauge,
     provisioning_blocks: Gauge,
     store_up: Gauge,
+    leader: Gauge,
+    term: Gauge,
 }
 
 /// Counts one connection or dashboard stream as open until dropped.
@@ -125,6 +127,8 @@ impl Metrics {
             dashboard_streams: Gauge::default(),
             provisioning_blocks: Gauge::default(),
             store_up: Gauge::default(),
+            leader: Gauge::default(),
+            term: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -202,6 +206,16 @@ impl Metrics {
             "switchback_store_up",
             "1 when the store takes writes; 0 while it refuses them and nothing is decided",
             m.store_up.clone(),
+        );
+        registry.register(
+            "switchback_cluster_leader",
+            "1 while this instance decides and alerts (always, for a single instance)",
+            m.leader.clone(),
+        );
+        registry.register(
+            "switchback_cluster_term",
+            "The group's current leadership term as this instance last read it (0 alone)",
+            m.term.clone(),
         );
         Self { registry, ..m }
     }
@@ -300,6 +314,15 @@ pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
     m.phones_on_current.set(i64::try_from(on_current).unwrap_or(i64::MAX));
     m.fetches_pending.set(i64::try_from(state.fetches.pending()).unwrap_or(i64::MAX));
     m.store_up.set(i64::from(state.store_health.fault().is_none()));
+    let (leads, term) = match &state.group {
+        Some(group) => {
+            let view = group.borrow();
+            (view.leader.as_deref() == Some(view.node.as_str()), view.term)
+        }
+        None => (true, 0),
+    };
+    m.leader.set(i64::from(leads));
+    m.term.set(term);
     m.provisioning_blocks.set(i64::try_from(state.access.blocks_in_force()).unwrap_or(i64::MAX));
 
     match state.store_health.read(state.store.alert_counts()).await {
