@@ -109,6 +109,9 @@ impl Sender {
     }
 
     async fn until_next_due(&self) -> Duration {
+        if !self.leadership.leads() {
+            return IDLE_POLL;
+        }
         match self.store.next_alert_due().await {
             Ok(Some(at)) => (at - self.clock.now()).to_std().unwrap_or_default().min(IDLE_POLL),
             _ => IDLE_POLL,

@@ -190,6 +190,47 @@ mod tests {
         let (_, phones) = get(&app, "/api/phones").await;
         assert_eq!(phones["phones"].as_array().map(Vec::len), Some(3), "the phones were there to check");
 
+        // An instance of a group adds the group and each vantage's view.
+        let (_group, seen) = tokio::sync::watch::channel(crate::group::GroupView {
+            node: "va-1".to_owned(),
+            vantage: "virginia".to_owned(),
+            quorum: 2,
+            leader: Some("chi-1".to_owned()),
+            term: 3,
+            nodes: vec![switchback_store::NodeSeen {
+                node: "chi-1".to_owned(),
+                vantage: "chicago".to_owned(),
+                started_at: now,
+                last_seen: now,
+            }],
+            vantages: vec![switchback_store::VantageCheck {
+                vantage: "chicago".to_owned(),
+                node: "chi-1".to_owned(),
+                check: switchback_core::CheckResult::failed(
+                    switchback_core::ServiceId::new(
+                        switchback_core::Role::Primary,
+                        switchback_core::ServiceKind::Database,
+                    ),
+                    "timeout",
+                    now,
+                ),
+            }],
+        });
+        let mut grouped = app.state.clone();
+        grouped.group = Some(seen);
+        let engine = app.engine.borrow().clone();
+        let status = crate::status::Status::build(
+            &grouped,
+            &engine,
+            &grouped.generations.current(),
+            None,
+            switchback_store::AlertCounts::default(),
+        );
+        let answer = serde_json::to_value(&status).unwrap();
+        assert_eq!(answer["cluster"]["nodes"][0]["leader"], true, "{answer}");
+        assert_eq!(answer["services"][1]["vantages"][0]["reason"], "timeout", "{answer}");
+        check(&doc, "get", "/api/status", 200, &answer);
+
         // The check can fail: an answer that drifted from the document is caught.
         let (_, mut drifted) = get(&app, "/api/status").await;
         drifted["routes"]["sip"]["since"] = json!(12);
