@@ -716,3 +716,94 @@ async fn postgres_another_applications_migrations_are_not_taken_for_ours() {
     assert_eq!(store.load_state().await.unwrap(), None);
     store.close().await;
 }
+
+// ---- a group's lease, fencing and vantages (PostgreSQL only) ----------------------------
+
+/// One lease, one holder: a second instance cannot take a running lease; it takes it
+/// with a new term once it runs out; the first's renewal and writes are then refused,
+/// and nothing of them is stored.
+#[tokio::test]
+async fn postgres_a_deposed_leader_can_write_nothing() {
+    use switchback_store::{AlertDelivery, Claim, Enqueue};
+    let db = require!(StoreDb::postgres().await, "postgresql");
+    let store = open(&db).await;
+    let lease = Duration::from_millis(600);
+    let Claim::Won(first) = store.claim_lease("chi-1", lease).await.unwrap() else {
+        panic!("nobody held it")
+    };
+    assert_eq!(first.term, 1);
+    match store.claim_lease("va-1", lease).await.unwrap() {
+        Claim::Held(held) => {
+            assert_eq!((held.holder.as_deref(), held.term), (Some("chi-1"), 1));
+            assert!(held.remaining > Duration::ZERO && held.remaining <= lease, "{held:?}");
+        }
+        won => panic!("a running lease was taken: {won:?}"),
+    }
+    assert!(store.renew_lease(&first, lease).await.unwrap());
+
+    // While chi-1 leads, its fenced step lands, with its event and alert.
+    let state = EngineState::new(at(0, 0));
+    let alert = Enqueue { event_index: 0, webhook: "oncall".to_owned(), generation: 1 };
+    store.save_step_with_alerts(Some(&first), &state, &[], &[event(1)], &[alert.clone()]).await.unwrap();
+
+    // chi-1 pauses past its lease; va-1 takes over with term 2.
+    let taken = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Claim::Won(fence) = store.claim_lease("va-1", lease).await.unwrap() {
+                return fence;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the lapsed lease was never taken over");
+    assert_eq!((taken.node.as_str(), taken.term), ("va-1", 2));
+
+    // chi-1 wakes: its renewal, its step and its delivery record are all refused.
+    assert!(!store.renew_lease(&first, lease).await.unwrap());
+    let mut moved = mid_failover();
+    moved.generation = 7;
+    let refused = store.save_step_with_alerts(Some(&first), &moved, &[], &[event(2)], &[alert]).await;
+    assert!(matches!(refused, Err(StoreError::Fenced { term: 1, .. })), "{refused:?}");
+    let pending = store.due_alerts(Utc::now() + chrono::Duration::hours(1), 10).await.unwrap();
+    assert_eq!(pending.len(), 1, "only the alert of term 1's step is queued");
+    let delivered = AlertDelivery::Delivered { status: 202 };
+    let refused = store.record_delivery(Some(&first), pending[0].id, &delivered, Utc::now()).await;
+    assert!(matches!(refused, Err(StoreError::Fenced { .. })), "{refused:?}");
+    assert_eq!(store.load_state().await.unwrap().unwrap().generation, 1, "term 1's late step is not stored");
+    assert_eq!(store.events(None, 10).await.unwrap().len(), 1);
+    assert_eq!(store.alert_counts().await.unwrap().pending, 1, "the alert is still the new leader's to send");
+
+    // The new leader records it; releasing the lease hands it on at once.
+    store.record_delivery(Some(&taken), pending[0].id, &delivered, Utc::now()).await.unwrap();
+    store.release_lease(&taken).await.unwrap();
+    assert!(matches!(store.claim_lease("wit-1", lease).await.unwrap(), Claim::Won(f) if f.term == 3));
+}
+
+/// Each vantage's latest check per service, kept beside the history; an older round
+/// arriving late does not replace a newer one.
+#[tokio::test]
+async fn postgres_vantages_keep_their_latest_checks() {
+    let db = require!(StoreDb::postgres().await, "postgresql");
+    let store = open(&db).await;
+    let sip = ServiceId::new(Role::Primary, ServiceKind::Softswitch);
+    store.record_round("chicago", "chi-1", &[check(sip, 10, true)]).await.unwrap();
+    store.record_round("virginia", "va-1", &[check(sip, 11, false)]).await.unwrap();
+    store.record_round("chicago", "chi-1", &[check(sip, 12, false)]).await.unwrap();
+    store.record_round("chicago", "chi-1", &[check(sip, 9, true)]).await.unwrap();
+    let latest = store.vantage_checks(at(0, 0)).await.unwrap();
+    let seen: Vec<(&str, bool, DateTime<Utc>)> =
+        latest.iter().map(|v| (v.vantage.as_str(), v.check.healthy, v.check.checked_at)).collect();
+    assert_eq!(seen, [("chicago", false, at(12, 0)), ("virginia", false, at(11, 0))]);
+    assert!(store.vantage_checks(at(13, 0)).await.unwrap().is_empty(), "stale checks are left out");
+    assert_eq!(store.recent_checks(sip, 10).await.unwrap().len(), 4, "every round is in the history");
+}
+
+/// The group's tables refuse a SQLite store by name rather than misbehave.
+#[tokio::test]
+async fn a_group_needs_postgres() {
+    let db = StoreDb::sqlite().unwrap();
+    let store = open(&db).await;
+    let refused = store.claim_lease("chi-1", Duration::from_secs(10)).await.unwrap_err();
+    assert!(matches!(refused, StoreError::NeedsPostgres), "{refused}");
+}
