@@ -91,7 +91,7 @@ impl AlertMessage {
                 format!("BOTH SITES DOWN for the {route} route, phones stay put: {}", self.reason)
             }
             AlertKind::MonitorBlind => {
-                format!("MONITOR BLIND: every probe of both sites failed; nothing moved ({})", self.reason)
+                format!("MONITOR BLIND, nothing moves: {}", self.reason)
             }
             AlertKind::MonitorSighted => "monitor sees the sites again".to_owned(),
             AlertKind::SafetyNetGone => {

@@ -39,6 +39,8 @@ pub(crate) struct Group {
     pub(crate) count_wake: Notify,
     /// Wakes the leader's reading of operator actions sent to other instances.
     pub(crate) requests_wake: Notify,
+    /// Wakes a follower's claim of the lease (the leader gave it up).
+    pub(crate) lease_wake: Notify,
     pub(crate) started_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -60,6 +62,7 @@ impl Group {
             view: watch::channel(view).0,
             count_wake: Notify::new(),
             requests_wake: Notify::new(),
+            lease_wake: Notify::new(),
             started_at: now,
         }
     }
@@ -137,6 +140,7 @@ impl Orchestrator {
             }
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
+                () = group.lease_wake.notified() => {}
                 () = shutdown.cancelled() => break,
             }
         }
@@ -240,6 +244,7 @@ impl Orchestrator {
                 Change::State => group.requests_wake.notify_one(),
                 Change::Checks => group.count_wake.notify_one(),
                 Change::Requests => group.requests_wake.notify_one(),
+                Change::Lease => group.lease_wake.notify_one(),
             }
         }
     }
@@ -258,11 +263,18 @@ impl Orchestrator {
         let (lease, nodes, vantages) =
             tokio::join!(self.store.lease(), self.store.nodes(), self.store.vantage_checks(fresh_since));
         // What could not be read stays as it was: the view shows the last known group.
+        let leads = self.leadership.leads();
         group.view.send_if_modified(|view| {
             let before = view.clone();
-            if let Ok(lease) = lease {
-                view.leader = lease.holder;
-                view.term = lease.term;
+            view.leads = leads;
+            match lease {
+                Ok(lease) => {
+                    view.leader = lease.holder;
+                    view.term = lease.term;
+                }
+                // Unreadable: who leads as far as this instance can tell.
+                Err(_) if leads => view.leader = Some(group.config.node.clone()),
+                Err(_) => view.leader = None,
             }
             if let Ok(nodes) = nodes {
                 view.nodes = nodes;

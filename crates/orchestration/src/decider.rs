@@ -274,11 +274,17 @@ impl Decider {
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             match self.store.operation_outcome(id).await.map_err(unavailable)? {
-                RequestOutcome::Done => return Ok(()),
+                RequestOutcome::Done => {
+                    // Answered with the leader's step, not this instance's view before it.
+                    if let Ok(Some(stored)) = self.store.load_state().await {
+                        self.follow(stored).await;
+                    }
+                    return Ok(());
+                }
                 RequestOutcome::Refused(why) => return Err(ControlError::Refused(why)),
                 RequestOutcome::Failed(why) => return Err(ControlError::Unavailable(why)),
                 RequestOutcome::Pending if tokio::time::Instant::now() >= deadline => {
-                    return Err(ControlError::Unavailable(format!(
+                    return Err(ControlError::NoLeader(format!(
                         "the group's leader did not take the action within {FORWARD_WITHIN:?}; it will not \
                          be applied later (no leader, or the store is slow)"
                     )))

@@ -19,4 +19,7 @@ pub enum ControlError {
     /// The decision could not be persisted; nothing changed.
     #[error("{0}")]
     Unavailable(String),
+    /// In a group: no leader applied the action in time; it will not be applied later.
+    #[error("{0}")]
+    NoLeader(String),
 }

@@ -23,6 +23,10 @@ pub enum ApiError {
     TooManyRequests,
     #[error("{0}")]
     Unavailable(String),
+    /// In a group, no leader took an operator action in time (safe to show: no detail
+    /// of the store in it).
+    #[error("{0}")]
+    NoLeader(String),
     /// Every one of [`crate::live::MAX_STREAMS`] dashboard streams is taken.
     #[error("too many dashboard streams are open; poll /api/status instead")]
     TooManyStreams,
@@ -39,9 +43,10 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) | ApiError::Store(_) | ApiError::TooManyStreams => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable(_)
+            | ApiError::Store(_)
+            | ApiError::TooManyStreams
+            | ApiError::NoLeader(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let message = if matches!(self, ApiError::Unavailable(_) | ApiError::Store(_)) {
             tracing::error!(error = %self, "api request failed");

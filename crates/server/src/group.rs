@@ -12,6 +12,8 @@ pub struct GroupView {
     pub node: String,
     pub vantage: String,
     pub quorum: u32,
+    /// Whether this instance leads, by its own lease (not the store's row).
+    pub leads: bool,
     /// The lease's holder, while its lease runs.
     pub leader: Option<String>,
     pub term: i64,

@@ -317,7 +317,7 @@ pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
     let (leads, term) = match &state.group {
         Some(group) => {
             let view = group.borrow();
-            (view.leader.as_deref() == Some(view.node.as_str()), view.term)
+            (view.leads, view.term)
         }
         None => (true, 0),
     };

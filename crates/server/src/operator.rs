@@ -73,6 +73,7 @@ pub async fn act(
     state.control.operate(route, action, &actor, &reason).await.map_err(|err| match err {
         ControlError::Refused(why) => ApiError::Conflict(why),
         ControlError::Unavailable(why) => ApiError::Unavailable(why),
+        ControlError::NoLeader(why) => ApiError::NoLeader(why),
     })?;
     let engine = state.engine.borrow().clone();
     let status = engine.route(route);

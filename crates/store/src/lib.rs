@@ -180,6 +180,8 @@ pub enum Change {
     Checks,
     /// An operator action waits for the leader.
     Requests,
+    /// The leader gave up its lease (a clean shutdown).
+    Lease,
 }
 
 /// Everything switchback keeps. Shared as an `Arc<dyn Store>`.

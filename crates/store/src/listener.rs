@@ -4,7 +4,7 @@
 use sqlx::postgres::PgListener;
 
 use crate::error::StoreError;
-use crate::tables::cluster::{CHECKS_CHANNEL, REQUESTS_CHANNEL, STATE_CHANNEL};
+use crate::tables::cluster::{CHECKS_CHANNEL, LEASE_CHANNEL, REQUESTS_CHANNEL, STATE_CHANNEL};
 use crate::Change;
 
 pub struct Listener {
@@ -21,7 +21,7 @@ impl Listener {
     pub(crate) async fn connect(url: &str) -> Result<Self, StoreError> {
         let mut inner = PgListener::connect(url).await.map_err(StoreError::query("listen to the group"))?;
         inner
-            .listen_all([STATE_CHANNEL, CHECKS_CHANNEL, REQUESTS_CHANNEL])
+            .listen_all([STATE_CHANNEL, CHECKS_CHANNEL, REQUESTS_CHANNEL, LEASE_CHANNEL])
             .await
             .map_err(StoreError::query("listen to the group"))?;
         Ok(Self { inner })
@@ -35,6 +35,7 @@ impl Listener {
                 STATE_CHANNEL => return Ok(Change::State),
                 CHECKS_CHANNEL => return Ok(Change::Checks),
                 REQUESTS_CHANNEL => return Ok(Change::Requests),
+                LEASE_CHANNEL => return Ok(Change::Lease),
                 _ => {}
             }
         }

@@ -24,6 +24,8 @@ pub(crate) const STATE_CHANNEL: &str = "switchback_state";
 pub(crate) const CHECKS_CHANNEL: &str = "switchback_checks";
 /// Notified when an operator action waits for the leader.
 pub(crate) const REQUESTS_CHANNEL: &str = "switchback_requests";
+/// Notified when a leader gives up its lease: followers claim it at once.
+pub(crate) const LEASE_CHANNEL: &str = "switchback_lease";
 
 /// Locks the lease row for the rest of the transaction if `fence` still holds it; a
 /// lease taken over by another fails here, so nothing of the transaction is written.
@@ -94,7 +96,8 @@ pub(crate) async fn release(pool: &AnyPool, fence: &Fence) -> Result<(), StoreEr
     .execute(pool)
     .await
     .map_err(StoreError::query("release the leader's lease"))?;
-    Ok(())
+    let mut conn = pool.acquire().await.map_err(StoreError::query("acquire a store connection"))?;
+    notify(&mut conn, LEASE_CHANNEL).await
 }
 
 pub(crate) async fn current(pool: &AnyPool) -> Result<Lease, StoreError> {
