@@ -744,7 +744,10 @@ async fn postgres_a_deposed_leader_can_write_nothing() {
     // While chi-1 leads, its fenced step lands, with its event and alert.
     let state = EngineState::new(at(0, 0));
     let alert = Enqueue { event_index: 0, webhook: "oncall".to_owned(), generation: 1 };
-    store.save_step_with_alerts(Some(&first), &state, &[], &[event(1)], &[alert.clone()]).await.unwrap();
+    store
+        .save_step_with_alerts(Some(&first), &state, &[], &[event(1)], std::slice::from_ref(&alert))
+        .await
+        .unwrap();
 
     // chi-1 pauses past its lease; va-1 takes over with term 2.
     let taken = tokio::time::timeout(Duration::from_secs(5), async {

@@ -80,9 +80,13 @@ pub enum DecideError {
     NotLeader,
 }
 
-/// How long an operator action sent to an instance that does not lead waits for the
-/// leader to apply it. The leader drops actions older than this: never applied late.
-pub const FORWARD_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long an operator action sent to an instance that does not lead waits for a
+/// leader to take it; not taken by then, it is withdrawn (and the leader drops actions
+/// older than this): never applied late.
+pub const FORWARD_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long an action a leader took is awaited in all: the answer must come before the
+/// request's own 10 s timeout.
+const FORWARD_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(9);
 
 /// Whether `stored` holds a step taken after `known`: a route or a service moved on in
 /// it. Times in the store are whole microseconds, in memory nanoseconds, and a later
@@ -266,13 +270,16 @@ impl Decider {
     }
 
     /// An operator action sent to this instance, which does not lead: queued in the
-    /// store for the leader, and awaited.
+    /// store for the leader, and awaited. One that no leader took within
+    /// [`FORWARD_WITHIN`] is withdrawn, so it is never applied later; one a leader took is
+    /// awaited until the leader says how it went, or [`FORWARD_ANSWER_WITHIN`].
     async fn forward(&self, request: OperatorRequest) -> Result<(), ControlError> {
         let unavailable = |err: StoreError| ControlError::Unavailable(err.to_string());
         let id = self.store.request_operation(&request).await.map_err(unavailable)?;
-        let deadline = tokio::time::Instant::now() + FORWARD_WITHIN;
+        let started = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let waited = started.elapsed();
             match self.store.operation_outcome(id).await.map_err(unavailable)? {
                 RequestOutcome::Done => {
                     // Answered with the leader's step, not this instance's view before it.
@@ -283,13 +290,21 @@ impl Decider {
                 }
                 RequestOutcome::Refused(why) => return Err(ControlError::Refused(why)),
                 RequestOutcome::Failed(why) => return Err(ControlError::Unavailable(why)),
-                RequestOutcome::Pending if tokio::time::Instant::now() >= deadline => {
-                    return Err(ControlError::NoLeader(format!(
-                        "the group's leader did not take the action within {FORWARD_WITHIN:?}; it will not \
-                         be applied later (no leader, or the store is slow)"
-                    )))
+                RequestOutcome::Pending if waited >= FORWARD_WITHIN => {
+                    if self.store.withdraw_operation(id).await.map_err(unavailable)? {
+                        return Err(ControlError::NoLeader(format!(
+                            "no leader of the group took the action within {FORWARD_WITHIN:?}; it was \
+                             withdrawn and will not be applied"
+                        )));
+                    }
                 }
-                RequestOutcome::Pending => {}
+                RequestOutcome::Taken if waited >= FORWARD_ANSWER_WITHIN => {
+                    return Err(ControlError::Unavailable(
+                        "the leader took the action but has not said how it went; see the route's state"
+                            .to_owned(),
+                    ));
+                }
+                RequestOutcome::Pending | RequestOutcome::Taken => {}
             }
         }
     }

@@ -195,6 +195,7 @@ mod tests {
             node: "va-1".to_owned(),
             vantage: "virginia".to_owned(),
             quorum: 2,
+            leads: false,
             leader: Some("chi-1".to_owned()),
             term: 3,
             nodes: vec![switchback_store::NodeSeen {

@@ -163,7 +163,10 @@ pub struct OperatorRequest {
 /// How an [`OperatorRequest`] went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestOutcome {
+    /// Not yet taken by a leader.
     Pending,
+    /// A leader took it and is applying it.
+    Taken,
     Done,
     /// The action makes no sense for the route as it is.
     Refused(String),
@@ -322,6 +325,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn finish_operation(&self, id: i64, outcome: &RequestOutcome) -> Result<(), StoreError>;
 
     async fn operation_outcome(&self, id: i64) -> Result<RequestOutcome, StoreError>;
+
+    /// Withdraws a request no leader has taken yet; false when one took it already
+    /// (it is then applied, or refused, after all).
+    async fn withdraw_operation(&self, id: i64) -> Result<bool, StoreError>;
 
     /// A connection that hears the group's changes as they are committed.
     async fn listen(&self) -> Result<Listener, StoreError>;

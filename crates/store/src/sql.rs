@@ -463,6 +463,11 @@ impl Store for SqlStore {
         cluster::request_outcome(&self.pool, id).await
     }
 
+    async fn withdraw_operation(&self, id: i64) -> Result<bool, StoreError> {
+        self.require_postgres()?;
+        cluster::withdraw(&self.pool, id, Utc::now()).await
+    }
+
     async fn listen(&self) -> Result<Listener, StoreError> {
         self.require_postgres()?;
         Listener::connect(&self.url.connect).await

@@ -306,6 +306,9 @@ impl Store for FaultyStore {
     async fn operation_outcome(&self, id: i64) -> Result<RequestOutcome, StoreError> {
         self.on_store_runtime(self.inner.operation_outcome(id))
     }
+    async fn withdraw_operation(&self, id: i64) -> Result<bool, StoreError> {
+        self.on_store_runtime(self.inner.withdraw_operation(id))
+    }
     async fn listen(&self) -> Result<Listener, StoreError> {
         self.on_store_runtime(self.inner.listen())
     }

@@ -316,7 +316,7 @@ pub(crate) async fn finish_request(
         RequestOutcome::Done => ("done", None),
         RequestOutcome::Refused(why) => ("refused", Some(why.as_str())),
         RequestOutcome::Failed(why) => ("failed", Some(why.as_str())),
-        RequestOutcome::Pending => return Ok(()),
+        RequestOutcome::Pending | RequestOutcome::Taken => return Ok(()),
     };
     sqlx::query("UPDATE operator_requests SET status = $1, detail = $2, finished_at = $3 WHERE id = $4")
         .bind(status)
@@ -342,6 +342,19 @@ pub(crate) async fn request_outcome(pool: &AnyPool, id: i64) -> Result<RequestOu
         "refused" => RequestOutcome::Refused(detail),
         "failed" => RequestOutcome::Failed(detail),
         "expired" => RequestOutcome::Failed("no leader took the action in time".to_owned()),
+        "taken" => RequestOutcome::Taken,
         _ => RequestOutcome::Pending,
     })
+}
+
+pub(crate) async fn withdraw(pool: &AnyPool, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE operator_requests SET status = 'expired', finished_at = $1 WHERE id = $2 AND status = 'pending'",
+    )
+    .bind(micros(now))
+    .bind(id)
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("withdraw an operator action"))?;
+    Ok(done.rows_affected() == 1)
 }
