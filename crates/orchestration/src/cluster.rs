@@ -27,6 +27,9 @@ use crate::Orchestrator;
 const POLL_EVERY: Duration = Duration::from_secs(1);
 /// Longest wait before listening again after the listening connection broke.
 const RELISTEN_AFTER: Duration = Duration::from_secs(1);
+/// The longest a round's checks may take to record: a store that hangs must not stop
+/// the rounds (what this instance sees stays on its dashboard).
+const RECORD_WITHIN: Duration = Duration::from_secs(5);
 
 /// The parts of an orchestrator that only a group has.
 #[derive(Debug)]
@@ -87,11 +90,16 @@ impl Orchestrator {
         self.decider.recent_checks().observe(&results);
         let failing = results.iter().any(|r| !r.healthy);
         if let Some(group) = self.group() {
-            match self.store.record_round(&group.config.vantage, &group.config.node, &results).await {
-                Ok(()) => self.store_health.ok(),
-                Err(err) => {
+            let record = self.store.record_round(&group.config.vantage, &group.config.node, &results);
+            match tokio::time::timeout(RECORD_WITHIN, record).await {
+                Ok(Ok(())) => self.store_health.ok(),
+                Ok(Err(err)) => {
                     tracing::warn!(error = %err, "this vantage's checks not recorded");
                     self.store_health.failed(&err.to_string());
+                }
+                Err(_) => {
+                    tracing::warn!("this vantage's checks not recorded: the store did not answer in time");
+                    self.store_health.failed("the store did not answer within 5 s");
                 }
             }
             group.count_wake.notify_one();
@@ -125,7 +133,8 @@ impl Orchestrator {
                 None => match tokio::time::timeout(every, self.store.claim_lease(node, lease)).await {
                     Ok(Ok(switchback_store::Claim::Won(fence))) => {
                         self.leadership.lead(fence.clone(), group.trusted(asked_at));
-                        self.took_over(fence).await;
+                        // Apart, so that the renewals keep their time meanwhile.
+                        tokio::spawn(self.clone().took_over(fence));
                         every
                     }
                     // Try again just after the store says the lease runs out.
@@ -135,8 +144,9 @@ impl Orchestrator {
                     _ => every,
                 },
             };
-            if let Err(err) = self.store.heartbeat(node, &group.config.vantage, group.started_at).await {
-                tracing::debug!(error = %err, "heartbeat not recorded");
+            let heartbeat = self.store.heartbeat(node, &group.config.vantage, group.started_at);
+            if !matches!(tokio::time::timeout(every, heartbeat).await, Ok(Ok(()))) {
+                tracing::debug!("heartbeat not recorded");
             }
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
@@ -159,7 +169,7 @@ impl Orchestrator {
 
     /// This instance won the lease: it decides from the store's state on, says so, and
     /// sends what the previous leader left in the outbox.
-    async fn took_over(&self, fence: Fence) {
+    async fn took_over(self: Arc<Self>, fence: Fence) {
         tracing::info!(node = %fence.node, term = fence.term, "leading the group");
         if let Err(err) = self.decider.resume_from_store().await {
             tracing::warn!(error = %err, "could not read the state on taking over; stepping down");
@@ -250,36 +260,40 @@ impl Orchestrator {
     }
 
     async fn follow_leader(&self) {
-        match self.store.load_state().await {
-            Ok(Some(state)) => self.decider.follow(state).await,
-            Ok(None) => {}
-            Err(err) => tracing::debug!(error = %err, "the leader's state unreadable"),
+        match tokio::time::timeout(RECORD_WITHIN, self.store.load_state()).await {
+            Ok(Ok(Some(state))) => self.decider.follow(state).await,
+            Ok(Ok(None)) => {}
+            Ok(Err(err)) => tracing::debug!(error = %err, "the leader's state unreadable"),
+            Err(_) => tracing::debug!("the leader's state unreadable in time"),
         }
     }
 
     async fn refresh_view(&self, group: &Group) {
         let now = self.clock.now();
         let fresh_since = now - chrono::Duration::from_std(group.fresh).unwrap_or(chrono::TimeDelta::MAX);
-        let (lease, nodes, vantages) =
-            tokio::join!(self.store.lease(), self.store.nodes(), self.store.vantage_checks(fresh_since));
-        // What could not be read stays as it was: the view shows the last known group.
+        let read = async {
+            let (lease, nodes, vantages) =
+                tokio::join!(self.store.lease(), self.store.nodes(), self.store.vantage_checks(fresh_since));
+            (lease.ok(), nodes.ok(), vantages.ok())
+        };
+        // What could not be read (in time) stays as it was: the last known group.
+        let (lease, nodes, vantages) = tokio::time::timeout(RECORD_WITHIN, read).await.unwrap_or_default();
         let leads = self.leadership.leads();
         group.view.send_if_modified(|view| {
             let before = view.clone();
             view.leads = leads;
             match lease {
-                Ok(lease) => {
+                Some(lease) => {
                     view.leader = lease.holder;
                     view.term = lease.term;
                 }
                 // Unreadable: who leads as far as this instance can tell.
-                Err(_) if leads => view.leader = Some(group.config.node.clone()),
-                Err(_) => view.leader = None,
+                None => view.leader = leads.then(|| group.config.node.clone()),
             }
-            if let Ok(nodes) = nodes {
+            if let Some(nodes) = nodes {
                 view.nodes = nodes;
             }
-            if let Ok(vantages) = vantages {
+            if let Some(vantages) = vantages {
                 view.vantages = vantages;
             }
             *view != before
