@@ -4,6 +4,7 @@
 //! A test that needs a peer it cannot start fails under `CI=true` and is skipped,
 //! with a note on stderr, elsewhere: see [`require!`].
 
+pub mod cluster;
 pub mod databases;
 pub mod fixtures;
 pub mod lab;

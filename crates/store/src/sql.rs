@@ -39,6 +39,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a SQLite writer waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a PostgreSQL transaction may sit idle (its client frozen) before the
+/// server ends it: below the shortest lease (2 s).
+const PG_IDLE_IN_TRANSACTION: Duration = Duration::from_millis(1500);
+/// The longest a PostgreSQL statement waits for a row lock.
+const PG_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Page cache per SQLite connection, in KiB (at most 4 connections).
 const SQLITE_CACHE_KIB: u32 = 16 * 1024;
 
@@ -218,7 +223,9 @@ fn pool_options(url: &StoreUrl) -> AnyPoolOptions {
     // that the services view keeps updating and a store that returns is seen soon.
     let options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
     match url.backend {
-        Backend::Postgres => options.max_connections(8),
+        Backend::Postgres => options
+            .max_connections(8)
+            .after_connect(|conn, _| Box::pin(async move { postgres_settings(conn).await })),
         // A private in-memory database lives and dies with its one connection.
         Backend::Sqlite if url.in_memory => options
             .max_connections(1)
@@ -229,6 +236,25 @@ fn pool_options(url: &StoreUrl) -> AnyPoolOptions {
             .max_connections(4)
             .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await })),
     }
+}
+
+/// Per-session settings on PostgreSQL. A transaction left open by a process that froze
+/// (SIGSTOP, a paused VM, a partition that keeps the TCP connection) holds its row
+/// locks, and a group's lease row among them: PostgreSQL ends such a transaction after
+/// [`PG_IDLE_IN_TRANSACTION`], so another instance can take the lease, and a statement
+/// waits for a lock at most [`PG_LOCK_TIMEOUT`] instead of piling up behind it.
+async fn postgres_settings(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    let ms = |d: Duration| d.as_millis();
+    conn.execute(
+        format!(
+            "SET idle_in_transaction_session_timeout = {}; SET lock_timeout = {}",
+            ms(PG_IDLE_IN_TRANSACTION),
+            ms(PG_LOCK_TIMEOUT)
+        )
+        .as_str(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Per-connection settings. sqlx already turns foreign keys on; saying so here keeps

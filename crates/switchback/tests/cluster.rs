@@ -18,9 +18,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value;
-use switchback_tests::cluster::{
-    leader_of, seen_from, term_of, Group, GroupOptions, ADMIN_TOKEN, MEMBERS,
-};
+use switchback_tests::cluster::{leader_of, seen_from, term_of, Group, GroupOptions, ADMIN_TOKEN, MEMBERS};
 use switchback_tests::phone_files::Pointing;
 use switchback_tests::receiver::{describe, Received};
 use switchback_tests::require;
@@ -103,6 +101,25 @@ fn decisions(events: &[Value]) -> Vec<i64> {
         events.iter().filter(|e| e["kind"] != "converged").filter_map(|e| e["id"].as_i64()).collect();
     ids.sort_unstable();
     ids
+}
+
+/// Waits until every live instance names a leader other than `old`; on a timeout, fails
+/// with the logs and what the store's sessions are doing.
+async fn another_leader(group: &Group, old: &str, deadline: Duration) -> String {
+    let found = until(&format!("an instance other than {old} to lead"), deadline, || async {
+        let leader = group.agreed_leader().await?;
+        (leader != old).then_some(leader)
+    })
+    .await;
+    match found {
+        Ok(leader) => leader,
+        Err(err) => panic!(
+            "{err:#}\n{}\n==== the store's sessions (pid | state | in transaction for | waits | \
+             locks on cluster_lease | query) ====\n{}",
+            group.logs(),
+            group.store_activity().await
+        ),
+    }
 }
 
 /// Where phones point with the sip route on the backup.
@@ -323,11 +340,11 @@ async fn a_killed_leader_is_replaced_within_its_lease_and_its_successor_fails_ba
     let all = group.receiver.received();
     let (failover, failback) = (of_type(&all, "failover"), of_type(&all, "failback"));
     eprintln!("alerts:\n{}", describe(&all));
+    // Delivered at least once (docs/failover-rules.md, A change of leader): a leader killed
+    // between sending and recording leaves the alert to its successor, with the same id.
     assert_eq!(ids(&failover).len(), 1, "{}", describe(&all));
     assert_eq!(ids(&failback).len(), 1, "{}", describe(&all));
-    // At-least-once would allow a repeat of one id; none is expected here.
-    assert_eq!(failover.len(), 1, "failover alert sent more than once:\n{}", describe(&all));
-    assert_eq!(failback.len(), 1, "failback alert sent more than once:\n{}", describe(&all));
+    eprintln!("failover alert requests: {}, failback alert requests: {}", failover.len(), failback.len());
     assert_eq!(sender(&failover[0]), old_node, "{}", describe(&all));
     assert_eq!(sender(&failback[0]), new_node, "{}", describe(&all));
     eprintln!("test took {:?}", began.elapsed());
@@ -345,12 +362,7 @@ async fn a_leader_paused_past_its_lease_writes_and_sends_nothing_when_it_wakes()
 
     let paused = Instant::now();
     group.pause(old).unwrap();
-    let new_node = until("another instance to lead", lease * 4 + MARGIN * 2, || async {
-        let leader = group.agreed_leader().await?;
-        (leader != old_node).then_some(leader)
-    })
-    .await
-    .unwrap_or_else(|err| panic!("{err:#}\n{}", group.logs()));
+    let new_node = another_leader(&group, old_node, lease * 4 + MARGIN * 2).await;
     eprintln!(
         "SIGSTOP of leader {old_node} (term {old_term}) -> {new_node} leads after {:?}",
         paused.elapsed()
@@ -382,6 +394,7 @@ async fn a_leader_paused_past_its_lease_writes_and_sends_nothing_when_it_wakes()
     let decided = decisions(&group.members[new].running.events().await.unwrap());
     let received = group.receiver.received().len();
 
+    let old_log_before = group.members[old].running.process.log().len();
     group.resume(old).unwrap();
     let resumed = Instant::now();
     until("the woken instance to name the new leader", Duration::from_secs(15), || async {
@@ -419,6 +432,137 @@ async fn a_leader_paused_past_its_lease_writes_and_sends_nothing_when_it_wakes()
         assert_eq!(status.summary("sip").0, "failed_over", "{node}");
     }
     wait_all_pointing(&group, &away(&group), Duration::from_secs(5)).await;
+    let old_log = group.members[old].running.process.log();
+    eprintln!("{old_node}'s log after SIGCONT:\n{}", &old_log[old_log_before.min(old_log.len())..]);
+    eprintln!("test took {:?}", began.elapsed());
+}
+
+/// The pause above lands wherever the leader happens to be. Here it lands, on purpose,
+/// while the leader is inside a fenced write (a transaction holding the lease row): a
+/// frozen process (a VM paused, a stalled host) or a partition that leaves the TCP
+/// connection open holds that transaction open for as long as it lasts.
+#[tokio::test]
+async fn a_leader_frozen_inside_a_fenced_write_is_still_replaced_within_its_lease() {
+    let began = Instant::now();
+    let options = GroupOptions::default();
+    let lease = options.lease;
+    let mut group = require!(start(options).await, PEERS);
+    let old = group.settled(SETTLE_WITHIN).await.unwrap();
+    let old_node = group.members[old].node;
+
+    // Freeze the leader over and over until it freezes inside a transaction on the lease.
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        assert!(
+            attempts <= 300,
+            "never froze the leader inside a fenced write\n{}",
+            group.store_activity().await
+        );
+        group.pause(old).unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        if group.lease_locked_by_an_idle_transaction().await.unwrap() {
+            break;
+        }
+        group.resume(old).unwrap();
+        tokio::time::sleep(Duration::from_millis(5 + u64::from(attempts % 7) * 6)).await;
+    }
+    let paused = Instant::now();
+    eprintln!(
+        "froze {old_node} inside a fenced write after {attempts} tries; the store's sessions:\n{}",
+        group.store_activity().await
+    );
+    let new_node = another_leader(&group, old_node, lease * 3 + MARGIN).await;
+    let took = paused.elapsed();
+    eprintln!("{new_node} leads {took:?} after {old_node} froze (lease {lease:?})");
+    assert!(took <= lease + MARGIN, "replaced after {took:?}");
+    group.resume(old).unwrap();
+    until("the woken instance to step down", Duration::from_secs(15), || async {
+        group.members[old].running.process.log().contains("stepped down").then_some(())
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err:#}\n{}", group.logs()));
+    group.same_files().await.unwrap();
+    eprintln!("test took {:?}", began.elapsed());
+}
+
+#[tokio::test]
+async fn a_leader_stopped_cleanly_hands_over_before_its_lease_would_run_out() {
+    let began = Instant::now();
+    let options = GroupOptions { lease: Duration::from_secs(6), ..GroupOptions::default() };
+    let lease = options.lease;
+    let mut group = require!(start(options).await, PEERS);
+    let old = group.settled(SETTLE_WITHIN).await.unwrap();
+    let old_node = group.members[old].node;
+
+    let stopped = Instant::now();
+    group.stop(old).await.unwrap();
+    let log = group.members[old].running.process.log();
+    assert!(log.contains("lease released"), "{log}");
+    let new_node = until("another instance to lead", lease * 2, || async {
+        let leader = group.agreed_leader().await?;
+        (leader != old_node).then_some(leader)
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err:#}\n{}", group.logs()));
+    let took = stopped.elapsed();
+    eprintln!("SIGTERM of leader {old_node} -> {new_node} leads after {took:?} (lease {lease:?})");
+    // A follower asks again every third of the lease at most; the views refresh every second.
+    let bound = lease / 3 + Duration::from_millis(1500);
+    assert!(took <= bound, "handed over after {took:?}, bound {bound:?} (lease {lease:?})");
+    group.same_files().await.unwrap();
+    eprintln!("test took {:?}", began.elapsed());
+}
+
+#[tokio::test]
+async fn too_few_fresh_vantages_move_nothing_and_record_monitor_blind() {
+    let began = Instant::now();
+    let mut group = require!(start(GroupOptions::default()).await, PEERS);
+    let leader = group.settled(SETTLE_WITHIN).await.unwrap();
+    let before = group.members[leader].running.status().await.unwrap();
+    let bodies = group.same_files().await.unwrap();
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+
+    // Two of three vantages stop reporting: one fresh vantage is fewer than the quorum.
+    let paused = Instant::now();
+    for &i in &others {
+        group.pause(i).unwrap();
+    }
+    let blind = until("monitor_blind", Duration::from_secs(20), || async {
+        group.events_of("monitor_blind").await.ok()?.into_iter().next()
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err:#}\n{}", group.logs()));
+    eprintln!("two vantages paused -> monitor_blind after {:?}: {blind}", paused.elapsed());
+
+    // The last vantage sees the primary database down: alone, it moves nothing.
+    group.members[leader].primary_db.cut().await.unwrap();
+    wait_own_rounds(&group, leader, 4).await;
+    let status = group.members[leader].running.status().await.unwrap();
+    let own = seen_from(&status, "primary", "database", group.members[leader].vantage).cloned();
+    assert_eq!(own.as_ref().map(|v| v["healthy"].clone()), Some(Value::Bool(false)), "{own:?}");
+    assert_eq!(status.route("sip", "state"), "primary", "{}\n{}", status.0, group.logs());
+    assert_eq!(status.generation(), before.generation());
+    let transitions = group.events_of("transition").await.unwrap();
+    assert!(transitions.is_empty(), "{transitions:#?}");
+
+    // Back: the two others see the database up, so it stays up; the monitor sees again.
+    for &i in &others {
+        group.resume(i).unwrap();
+    }
+    until("monitor_sighted", Duration::from_secs(20), || async {
+        (!group.events_of("monitor_sighted").await.ok()?.is_empty()).then_some(())
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err:#}\n{}", group.logs()));
+    wait_own_rounds(&group, others[0], 3).await;
+    for (i, status) in group.statuses().await.unwrap() {
+        let node = group.members[i].node;
+        assert_eq!(status.route("sip", "state"), "primary", "{node}: {}", status.0);
+        assert_eq!(status.generation(), before.generation(), "{node}");
+    }
+    assert!(group.events_of("transition").await.unwrap().is_empty());
+    assert_eq!(group.same_files().await.unwrap(), bodies);
     eprintln!("test took {:?}", began.elapsed());
 }
 
@@ -517,8 +661,14 @@ async fn thirty_seconds_without_the_store_keeps_files_served_and_loses_no_decisi
         assert_eq!(status.summary("stun"), ("primary".into(), "chicago".into(), "paused".into()), "{node}");
         assert_eq!(status.summary("sip").0, "failed_over", "{node}");
         assert_eq!(status.generation(), before.generation() + 1, "{node}");
-        assert!(leader_of(&status).is_some(), "{node}: no leader after the store came back");
     }
+    // Whoever decided the outage leads; every instance's view says so within its refresh.
+    let leader = group.wait_leader(Duration::from_secs(10)).await.unwrap();
+    eprintln!(
+        "every instance names {} as leader {:?} after the restore",
+        group.members[leader].node,
+        restored.elapsed()
+    );
     group.same_files().await.unwrap();
     eprintln!("test took {:?}", began.elapsed());
 }
@@ -526,7 +676,7 @@ async fn thirty_seconds_without_the_store_keeps_files_served_and_loses_no_decisi
 #[tokio::test]
 async fn a_group_on_a_sqlite_store_is_refused() {
     let builder = ConfigBuilder::new(SiteAddrs::offline().unwrap(), SiteAddrs::offline().unwrap())
-        .extra(&format!("[cluster]\nnode = \"chi-1\"\nvantage = \"chicago\"\nlease = \"3s\"\nquorum = 2\n"));
+        .extra("[cluster]\nnode = \"chi-1\"\nvantage = \"chicago\"\nlease = \"3s\"\nquorum = 2\n");
     let config = builder.write().unwrap();
     let run = one_shot(
         BINARY,
