@@ -182,30 +182,11 @@ mod tests {
 
     #[test]
     fn freshness_spans_two_rounds_and_a_slow_probe() {
-        let config = switchback_core::Config::parse(config_text()).unwrap();
+        let text = format!(
+            "[server]\npublic_url = \"http://prov.example.net\"\n[monitor]\ninterval = \"5m\"\ntimeout = \"2s\"\nretries = 2\n{}",
+            switchback_tests::fixtures::TWO_SITES
+        );
+        let config = switchback_core::Config::parse(&text).unwrap();
         assert_eq!(freshness(&config.monitor), Duration::from_secs(2 * 300 + 2 * 3 + 1));
-    }
-
-    fn config_text() -> &'static str {
-        r#"
-[server]
-public_url = "http://prov.example.net"
-[monitor]
-interval = "5m"
-timeout = "2s"
-retries = 2
-[[sites]]
-name = "chicago"
-role = "primary"
-softswitch = { host = "10.0.0.1" }
-database = { url = "postgres://probe@10.0.0.2/probe" }
-stun = { host = "10.0.0.3" }
-[[sites]]
-name = "virginia"
-role = "backup"
-softswitch = { host = "10.1.0.1" }
-database = { url = "postgres://probe@10.1.0.2/probe" }
-stun = { host = "10.1.0.3" }
-"#
     }
 }

@@ -314,7 +314,7 @@ impl Store for SqlStore {
                 cluster::notify(conn, cluster::STATE_CHANNEL).await?;
             }
             state::save(conn, next).await?;
-            checks::insert(conn, checks).await?;
+            checks::insert(conn, checks, None).await?;
             let ids = events::insert(conn, events).await?;
             outbox::enqueue(conn, &ids, alerts, Utc::now()).await?;
             Ok(ids)

@@ -11,11 +11,16 @@ use crate::error::StoreError;
 
 const TABLE: &str = "check_results";
 
-pub(crate) async fn insert(conn: &mut AnyConnection, checks: &[CheckResult]) -> Result<(), StoreError> {
+/// Adds `checks` to the history; in a group, tagged with the `vantage` that made them.
+pub(crate) async fn insert(
+    conn: &mut AnyConnection,
+    checks: &[CheckResult],
+    vantage: Option<&str>,
+) -> Result<(), StoreError> {
     for check in checks {
         sqlx::query(
-            "INSERT INTO check_results (role, kind, healthy, latency_us, reason, checked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO check_results (role, kind, healthy, latency_us, reason, checked_at, vantage) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(check.service.role.as_str())
         .bind(check.service.kind.as_str())
@@ -23,6 +28,7 @@ pub(crate) async fn insert(conn: &mut AnyConnection, checks: &[CheckResult]) -> 
         .bind(check.latency.map(duration_micros))
         .bind(check.reason.as_deref())
         .bind(micros(check.checked_at))
+        .bind(vantage)
         .execute(&mut *conn)
         .await
         .map_err(StoreError::query("insert check result"))?;
@@ -46,7 +52,7 @@ pub(crate) async fn recent(
     .fetch_all(pool)
     .await
     .map_err(StoreError::query("load recent checks"))?;
-    rows.into_iter().map(CheckRow::decode).collect()
+    rows.into_iter().map(|row| row.decode(TABLE)).collect()
 }
 
 pub(crate) async fn prune(pool: &AnyPool, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -58,8 +64,9 @@ pub(crate) async fn prune(pool: &AnyPool, older_than: DateTime<Utc>) -> Result<u
     Ok(done.rows_affected())
 }
 
+/// A check as `check_results` and `vantage_checks` keep it.
 #[derive(FromRow)]
-struct CheckRow {
+pub(crate) struct CheckRow {
     role: String,
     kind: String,
     healthy: Flag,
@@ -69,17 +76,18 @@ struct CheckRow {
 }
 
 impl CheckRow {
-    fn decode(self) -> Result<CheckResult, StoreError> {
-        let latency = Column::new(TABLE, "latency_us");
+    /// The check, read from `table` (named in a corrupt row's error).
+    pub(crate) fn decode(self, table: &'static str) -> Result<CheckResult, StoreError> {
+        let latency = Column::new(table, "latency_us");
         Ok(CheckResult {
             service: ServiceId::new(
-                Column::new(TABLE, "role").parse(&self.role)?,
-                Column::new(TABLE, "kind").parse(&self.kind)?,
+                Column::new(table, "role").parse(&self.role)?,
+                Column::new(table, "kind").parse(&self.kind)?,
             ),
             healthy: self.healthy.0,
             latency: self.latency_us.map(|us| latency.unsigned(us).map(Duration::from_micros)).transpose()?,
             reason: self.reason,
-            checked_at: Column::new(TABLE, "checked_at").time(self.checked_at)?,
+            checked_at: Column::new(table, "checked_at").time(self.checked_at)?,
         })
     }
 }

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, AnyPool, FromRow};
-use switchback_core::model::{CheckResult, ServiceId};
+use switchback_core::model::CheckResult;
 use switchback_core::{Action, Route};
 
-use crate::codec::{duration_micros, micros, Column, Flag};
+use crate::codec::{duration_micros, micros, Column};
 use crate::error::StoreError;
+use crate::tables::checks::{self, CheckRow};
 use crate::{Claim, Fence, Lease, NodeSeen, OperatorRequest, RequestOutcome, VantageCheck};
 
 /// The store's clock, in microseconds since the epoch.
@@ -159,23 +160,10 @@ pub(crate) async fn record_round(
     node: &str,
     checks: &[CheckResult],
 ) -> Result<(), StoreError> {
+    checks::insert(conn, checks, Some(vantage)).await?;
     for check in checks {
         let (role, kind) = (check.service.role.as_str(), check.service.kind.as_str());
         let latency = check.latency.map(duration_micros);
-        sqlx::query(
-            "INSERT INTO check_results (role, kind, healthy, latency_us, reason, checked_at, vantage) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(role)
-        .bind(kind)
-        .bind(check.healthy)
-        .bind(latency)
-        .bind(check.reason.as_deref())
-        .bind(micros(check.checked_at))
-        .bind(vantage)
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::query("insert a vantage's check"))?;
         sqlx::query(
             "INSERT INTO vantage_checks (vantage, role, kind, node, healthy, latency_us, reason, checked_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -201,12 +189,8 @@ pub(crate) async fn record_round(
 struct VantageRow {
     vantage: String,
     node: String,
-    role: String,
-    kind: String,
-    healthy: Flag,
-    latency_us: Option<i64>,
-    reason: Option<String>,
-    checked_at: i64,
+    #[sqlx(flatten)]
+    check: CheckRow,
 }
 
 /// Every vantage's latest check of every service made since `since`.
@@ -222,26 +206,12 @@ pub(crate) async fn vantage_checks(
     .fetch_all(pool)
     .await
     .map_err(StoreError::query("load the vantages' checks"))?;
-    let table = "vantage_checks";
     rows.into_iter()
         .map(|row| {
-            let latency = Column::new(table, "latency_us");
             Ok(VantageCheck {
                 vantage: row.vantage,
                 node: row.node,
-                check: CheckResult {
-                    service: ServiceId::new(
-                        Column::new(table, "role").parse(&row.role)?,
-                        Column::new(table, "kind").parse(&row.kind)?,
-                    ),
-                    healthy: row.healthy.0,
-                    latency: row
-                        .latency_us
-                        .map(|us| latency.unsigned(us).map(Duration::from_micros))
-                        .transpose()?,
-                    reason: row.reason,
-                    checked_at: Column::new(table, "checked_at").time(row.checked_at)?,
-                },
+                check: row.check.decode("vantage_checks")?,
             })
         })
         .collect()
