@@ -323,6 +323,21 @@ impl Decider {
         self.commit(&mut held, step, &[]).await
     }
 
+    /// Records an event that moves nothing (a scan block) with its alerts, whether or not
+    /// this instance leads: in a group, each instance blocks its own scanners.
+    pub async fn note_apart(&self, event: Event) -> Result<(), DecideError> {
+        if self.leadership.leads() {
+            return self.note(event).await;
+        }
+        let state = self.published.borrow().clone();
+        let events = [event];
+        let alerts = switchback_alerts::plan(&state, state.generation, &events, &self.webhooks);
+        self.store.record_events(&events, &alerts).await?;
+        self.metrics.observe_events(&events);
+        self.log(&events[0]);
+        Ok(())
+    }
+
     /// Records an event that the rules did not make (convergence), with its alerts.
     pub async fn note(&self, event: Event) -> Result<(), DecideError> {
         let mut held = self.state.lock().await;

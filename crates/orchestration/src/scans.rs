@@ -73,7 +73,7 @@ impl Orchestrator {
 
     async fn note_scan(&self, at: chrono::DateTime<chrono::Utc>, actor: String, reason: String) {
         let event = Event::note(at, EventKind::ProvisioningScan, actor, reason);
-        if let Err(err) = self.decider.note(event).await {
+        if let Err(err) = self.decider.note_apart(event).await {
             tracing::error!(error = %err, "provisioning scan event not recorded");
         }
     }

@@ -224,6 +224,11 @@ pub trait Store: Send + Sync + fmt::Debug {
         alerts: &[Enqueue],
     ) -> Result<Vec<i64>, StoreError>;
 
+    /// Records events that change no state (a scan block seen by an instance that does
+    /// not lead), with their alerts, in one transaction: any instance may, unfenced,
+    /// since the engine's state is not touched.
+    async fn record_events(&self, events: &[Event], alerts: &[Enqueue]) -> Result<Vec<i64>, StoreError>;
+
     /// Pending alerts whose next attempt is due by `now`, oldest first; none that an
     /// earlier pending alert to the same webhook, not yet due, must precede.
     async fn due_alerts(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<OutboxAlert>, StoreError>;

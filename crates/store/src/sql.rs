@@ -323,6 +323,18 @@ impl Store for SqlStore {
         tx.finish(result, "commit step").await
     }
 
+    async fn record_events(&self, events: &[Event], alerts: &[Enqueue]) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let conn = tx.conn();
+        let result = async {
+            let ids = events::insert(conn, events).await?;
+            outbox::enqueue(conn, &ids, alerts, Utc::now()).await?;
+            Ok(ids)
+        }
+        .await;
+        tx.finish(result, "commit events").await
+    }
+
     async fn due_alerts(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<OutboxAlert>, StoreError> {
         outbox::due(&self.pool, now, limit).await
     }

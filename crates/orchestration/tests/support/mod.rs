@@ -231,6 +231,10 @@ impl Store for FaultyStore {
         }
         saved
     }
+    async fn record_events(&self, events: &[Event], alerts: &[Enqueue]) -> Result<Vec<i64>, StoreError> {
+        self.write_fault()?;
+        self.on_store_runtime(self.inner.record_events(events, alerts))
+    }
     async fn due_alerts(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<OutboxAlert>, StoreError> {
         self.on_store_runtime(self.inner.due_alerts(now, limit))
     }
