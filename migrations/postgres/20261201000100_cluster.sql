@@ -34,6 +34,8 @@ CREATE TABLE vantage_checks (
     latency_us BIGINT,
     reason TEXT,
     checked_at BIGINT NOT NULL,
+    -- On the store's clock: what freshness is judged by.
+    recorded_at BIGINT NOT NULL,
     PRIMARY KEY (vantage, role, kind)
 );
 

@@ -26,6 +26,7 @@ CREATE TABLE vantage_checks (
     latency_us INTEGER,
     reason TEXT,
     checked_at INTEGER NOT NULL,
+    recorded_at INTEGER NOT NULL,
     PRIMARY KEY (vantage, role, kind)
 );
 

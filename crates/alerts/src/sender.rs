@@ -20,8 +20,12 @@ use crate::message::AlertMessage;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// …up to this.
 const MAX_RETRY: Duration = Duration::from_secs(300);
-/// How long the sender sleeps when nothing is due and nobody wakes it.
+/// How long the sender sleeps when nothing is due and nobody wakes it, or after the
+/// store would not take a delivery's record.
 const IDLE_POLL: Duration = Duration::from_secs(2);
+/// The longest a read or write of the outbox may take: a store that hangs must not
+/// stop the sender for good.
+const STORE_WITHIN: Duration = Duration::from_secs(10);
 const BATCH: u32 = 100;
 
 /// What one attempt came to.
@@ -112,8 +116,8 @@ impl Sender {
         if !self.leadership.leads() {
             return IDLE_POLL;
         }
-        match self.store.next_alert_due().await {
-            Ok(Some(at)) => (at - self.clock.now()).to_std().unwrap_or_default().min(IDLE_POLL),
+        match tokio::time::timeout(STORE_WITHIN, self.store.next_alert_due()).await {
+            Ok(Ok(Some(at))) => (at - self.clock.now()).to_std().unwrap_or_default().min(IDLE_POLL),
             _ => IDLE_POLL,
         }
     }
@@ -123,7 +127,9 @@ impl Sender {
         if !self.leadership.leads() {
             return Ok(0);
         }
-        let due = self.store.due_alerts(self.clock.now(), BATCH).await?;
+        let due = tokio::time::timeout(STORE_WITHIN, self.store.due_alerts(self.clock.now(), BATCH))
+            .await
+            .map_err(|_| switchback_store::StoreError::TimedOut { what: "read the alert outbox" })??;
         let count = due.len();
         let mut by_webhook: BTreeMap<String, Vec<OutboxAlert>> = BTreeMap::new();
         for alert in due {
@@ -132,27 +138,44 @@ impl Sender {
         let sends = by_webhook.into_values().map(|alerts| async move {
             for alert in alerts {
                 // In order: after a refusal, the rest of this webhook's queue waits.
-                if !self.deliver(&alert).await {
-                    break;
+                match self.deliver(&alert).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(err) => return Err(err),
                 }
             }
+            Ok(())
         });
-        futures::future::join_all(sends).await;
+        // A record the store would not take: pause before the next pass, rather than
+        // send the same alert again at once (it keeps its id, and receivers dedupe).
+        for sent in futures::future::join_all(sends).await {
+            sent?;
+        }
         Ok(count)
     }
 
-    /// Sends one alert; false when it must be retried, which holds back the alerts after it.
-    async fn deliver(&self, alert: &OutboxAlert) -> bool {
+    /// Sends one alert; false when it must be retried, which holds back the alerts after
+    /// it; an error when its outcome could not be recorded.
+    async fn deliver(&self, alert: &OutboxAlert) -> Result<bool, switchback_store::StoreError> {
         // Asked again just before sending: a leader paused past its lease (or cut off)
         // finds its lease lapsed on its own clock and sends nothing; the new leader
         // sends the alert, with the same id.
         let Ok(fence) = self.leadership.write_as() else {
-            return false;
+            return Ok(false);
         };
         let attempt =
             match (self.webhooks.get(&alert.webhook), AlertMessage::from_outbox(alert, &self.site_names)) {
                 (Some(webhook), Some(message)) => {
-                    send(&self.client, webhook, &message, self.clock.now()).await
+                    let sending = send(&self.client, webhook, &message, self.clock.now());
+                    // In a group, no longer than the lease still holds: a leader frozen
+                    // mid-send must not deliver long after another took over.
+                    match self.leadership.remaining() {
+                        None => sending.await,
+                        Some(left) => tokio::time::timeout(left, sending).await.unwrap_or(Attempt::Retry {
+                            status: None,
+                            error: "the lease ran out while sending".to_owned(),
+                        }),
+                    }
                 }
                 (None, _) => {
                     Attempt::Failed { status: None, error: "webhook no longer configured".to_owned() }
@@ -173,13 +196,17 @@ impl Sender {
             }
         };
         log_attempt(alert, &attempt);
-        if let Err(err) = self.store.record_delivery(fence.as_ref(), alert.id, &delivery, now).await {
+        let record = self.store.record_delivery(fence.as_ref(), alert.id, &delivery, now);
+        let recorded = tokio::time::timeout(STORE_WITHIN, record)
+            .await
+            .unwrap_or(Err(switchback_store::StoreError::TimedOut { what: "record an alert delivery" }));
+        if let Err(err) = recorded {
             // The alert stays pending and goes out again with the same id: receivers dedupe.
             tracing::warn!(alert = alert.id, error = %err, "alert delivery not recorded");
             self.leadership.note_error(&err);
-            return false;
+            return Err(err);
         }
-        !matches!(attempt, Attempt::Retry { .. })
+        Ok(!matches!(attempt, Attempt::Retry { .. }))
     }
 }
 

@@ -144,12 +144,9 @@ impl Orchestrator {
                     _ => every,
                 },
             };
-            let heartbeat = self.store.heartbeat(node, &group.config.vantage, group.started_at);
-            if !matches!(tokio::time::timeout(every, heartbeat).await, Ok(Ok(()))) {
-                tracing::debug!("heartbeat not recorded");
-            }
+            // Timed from the ask: a slow answer does not push the next renewal back.
             tokio::select! {
-                () = tokio::time::sleep(pause) => {}
+                () = tokio::time::sleep_until(asked_at + pause) => {}
                 () = group.lease_wake.notified() => {}
                 () = shutdown.cancelled() => break,
             }
@@ -167,15 +164,33 @@ impl Orchestrator {
         }
     }
 
+    /// Says this instance is alive (and at which vantage), every third of the lease.
+    pub(crate) async fn heartbeat(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(group) = self.group() else { return };
+        let every = group.config.lease / 3;
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let said = self.store.heartbeat(&group.config.node, &group.config.vantage, group.started_at);
+            if !matches!(tokio::time::timeout(every, said).await, Ok(Ok(()))) {
+                tracing::debug!("heartbeat not recorded");
+            }
+        }
+    }
+
     /// This instance won the lease: it decides from the store's state on, says so, and
     /// sends what the previous leader left in the outbox.
     async fn took_over(self: Arc<Self>, fence: Fence) {
-        tracing::info!(node = %fence.node, term = fence.term, "leading the group");
         if let Err(err) = self.decider.resume_from_store().await {
             tracing::warn!(error = %err, "could not read the state on taking over; stepping down");
             self.leadership.step_down();
             return;
         }
+        self.leadership.resumed(&fence);
+        tracing::info!(node = %fence.node, term = fence.term, "leading the group");
         let event = Event::note(
             self.clock.now(),
             EventKind::LeaderElected,
@@ -212,16 +227,15 @@ impl Orchestrator {
                     now
                 }
             };
-            let now = self.clock.now();
-            let fresh_since = now - chrono::Duration::from_std(group.fresh).unwrap_or(chrono::TimeDelta::MAX);
-            let checks = match self.store.vantage_checks(fresh_since).await {
-                Ok(checks) => checks,
-                Err(err) => {
-                    tracing::debug!(error = %err, "vantages' checks unreadable; nothing decided");
-                    continue;
-                }
-            };
-            let count = quorum::count(&checks, fresh_since, group.config.quorum);
+            let checks =
+                match tokio::time::timeout(RECORD_WITHIN, self.store.vantage_checks(group.fresh)).await {
+                    Ok(Ok(checks)) => checks,
+                    _ => {
+                        tracing::debug!("vantages' checks unreadable in time; nothing decided");
+                        continue;
+                    }
+                };
+            let count = quorum::count(&checks, group.config.quorum);
             if matches!(count, quorum::Count::Blind(_)) && since.elapsed() < group.fresh {
                 continue;
             }
@@ -269,11 +283,9 @@ impl Orchestrator {
     }
 
     async fn refresh_view(&self, group: &Group) {
-        let now = self.clock.now();
-        let fresh_since = now - chrono::Duration::from_std(group.fresh).unwrap_or(chrono::TimeDelta::MAX);
         let read = async {
             let (lease, nodes, vantages) =
-                tokio::join!(self.store.lease(), self.store.nodes(), self.store.vantage_checks(fresh_since));
+                tokio::join!(self.store.lease(), self.store.nodes(), self.store.vantage_checks(group.fresh));
             (lease.ok(), nodes.ok(), vantages.ok())
         };
         // What could not be read (in time) stays as it was: the last known group.
@@ -309,16 +321,16 @@ impl Orchestrator {
                 () = shutdown.cancelled() => return,
             }
             while let Ok(Some(fence)) = self.leadership.write_as() {
-                let since = self.clock.now()
-                    - chrono::Duration::from_std(FORWARD_WITHIN).unwrap_or(chrono::TimeDelta::MAX);
-                let (id, request) = match self.store.take_operation(&fence, since).await {
-                    Ok(Some(taken)) => taken,
-                    Ok(None) => break,
-                    Err(err) => {
+                let take = self.store.take_operation(&fence, FORWARD_WITHIN);
+                let (id, request) = match tokio::time::timeout(RECORD_WITHIN, take).await {
+                    Ok(Ok(Some(taken))) => taken,
+                    Ok(Ok(None)) => break,
+                    Ok(Err(err)) => {
                         self.leadership.note_error(&err);
                         tracing::warn!(error = %err, "operator actions unreadable");
                         break;
                     }
+                    Err(_) => break,
                 };
                 let outcome = match self
                     .decider
@@ -335,8 +347,9 @@ impl Orchestrator {
                     action = request.action.as_str(),
                     "operator action from another instance applied"
                 );
-                if let Err(err) = self.store.finish_operation(id, &outcome).await {
-                    tracing::warn!(error = %err, "operator action's outcome not recorded");
+                let finish = self.store.finish_operation(id, &outcome);
+                if !matches!(tokio::time::timeout(RECORD_WITHIN, finish).await, Ok(Ok(()))) {
+                    tracing::warn!(request = id, "operator action's outcome not recorded");
                 }
             }
         }

@@ -257,10 +257,17 @@ impl Decider {
     }
 
     /// A follower takes the leader's persisted state as its own, and publishes it, so
-    /// that it renders and serves the same generation.
+    /// that it renders and serves the same generation. Only a later state than the one
+    /// it has (a slow read must not take it back), and never once it won a term: from
+    /// then on it decides from what it read back itself.
     pub async fn follow(&self, stored: EngineState) {
         let mut held = self.state.lock().await;
-        if held.state != stored {
+        if self.leadership.held().is_some() {
+            return;
+        }
+        let later = stored.generation > held.state.generation
+            || (stored.generation == held.state.generation && went_through(&held.state, &stored));
+        if later {
             if held.state.generation != stored.generation {
                 tracing::info!(generation = stored.generation, "following the leader to a new generation");
             }
@@ -274,13 +281,22 @@ impl Decider {
     /// [`FORWARD_WITHIN`] is withdrawn, so it is never applied later; one a leader took is
     /// awaited until the leader says how it went, or [`FORWARD_ANSWER_WITHIN`].
     async fn forward(&self, request: OperatorRequest) -> Result<(), ControlError> {
-        let unavailable = |err: StoreError| ControlError::Unavailable(err.to_string());
-        let id = self.store.request_operation(&request).await.map_err(unavailable)?;
+        // Each call bounded: a store that hangs answers 503, not the request's timeout.
+        async fn bounded<T>(
+            call: impl std::future::Future<Output = Result<T, StoreError>>,
+        ) -> Result<T, ControlError> {
+            match tokio::time::timeout(std::time::Duration::from_secs(2), call).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(err)) => Err(ControlError::Unavailable(err.to_string())),
+                Err(_) => Err(ControlError::Unavailable("the store did not answer in time".to_owned())),
+            }
+        }
+        let id = bounded(self.store.request_operation(&request)).await?;
         let started = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             let waited = started.elapsed();
-            match self.store.operation_outcome(id).await.map_err(unavailable)? {
+            match bounded(self.store.operation_outcome(id)).await? {
                 RequestOutcome::Done => {
                     // Answered with the leader's step, not this instance's view before it.
                     if let Ok(Some(stored)) = self.store.load_state().await {
@@ -291,7 +307,7 @@ impl Decider {
                 RequestOutcome::Refused(why) => return Err(ControlError::Refused(why)),
                 RequestOutcome::Failed(why) => return Err(ControlError::Unavailable(why)),
                 RequestOutcome::Pending if waited >= FORWARD_WITHIN => {
-                    if self.store.withdraw_operation(id).await.map_err(unavailable)? {
+                    if bounded(self.store.withdraw_operation(id)).await? {
                         return Err(ControlError::NoLeader(format!(
                             "no leader of the group took the action within {FORWARD_WITHIN:?}; it was \
                              withdrawn and will not be applied"

@@ -165,6 +165,7 @@ impl Orchestrator {
         let lease = tokio::spawn(this.clone().keep_lease(shutdown.clone()));
         if this.group.is_some() {
             tokio::spawn(this.clone().hear_group(shutdown.clone()));
+            tokio::spawn(this.clone().heartbeat(shutdown.clone()));
             tokio::spawn(this.clone().count_vantages(shutdown.clone()));
             tokio::spawn(this.clone().serve_requests(shutdown.clone()));
         }

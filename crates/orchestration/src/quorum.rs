@@ -2,7 +2,9 @@
 //! check per service for the route engine, which then applies the failover rules as
 //! for one monitor.
 //!
-//! - A vantage counts when its checks are fresh (made within the freshness window).
+//! - A vantage counts when its checks of all six services are fresh (recorded within the
+//!   freshness window, on the store's clock); one with only some fresh is between two
+//!   states (stopping, or blind and ageing out) and does not count.
 //! - A vantage whose latest checks of all six services failed is blind (its own link
 //!   is cut) and does not count.
 //! - A service is down when at least `quorum` counted vantages see it down, and up
@@ -12,7 +14,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Utc};
 use switchback_core::{CheckResult, ServiceId};
 use switchback_store::VantageCheck;
 
@@ -25,12 +26,15 @@ pub enum Count {
     Blind(String),
 }
 
-/// Counts `checks` (each vantage's latest per service) made since `fresh_since`.
-pub fn count(checks: &[VantageCheck], fresh_since: DateTime<Utc>, quorum: u32) -> Count {
+/// Counts `checks`: each vantage's latest fresh check per service.
+pub fn count(checks: &[VantageCheck], quorum: u32) -> Count {
     let mut by_vantage: BTreeMap<&str, Vec<&CheckResult>> = BTreeMap::new();
-    for seen in checks.iter().filter(|c| c.check.checked_at >= fresh_since) {
+    for seen in checks {
         by_vantage.entry(seen.vantage.as_str()).or_default().push(&seen.check);
     }
+    let partial = by_vantage.len();
+    by_vantage.retain(|_, checks| ServiceId::all().all(|s| checks.iter().any(|c| c.service == s)));
+    let partial = partial - by_vantage.len();
     let blind: BTreeSet<&str> = by_vantage
         .iter()
         .filter(|(_, checks)| ServiceId::all().all(|s| checks.iter().any(|c| c.service == s && !c.healthy)))
@@ -40,7 +44,7 @@ pub fn count(checks: &[VantageCheck], fresh_since: DateTime<Utc>, quorum: u32) -
     let quorum = usize::try_from(quorum).unwrap_or(usize::MAX);
     if counted < quorum {
         return Count::Blind(format!(
-            "{counted} of the {quorum} vantage points a quorum needs can see ({} fresh, {} blind)",
+            "{counted} of the {quorum} vantage points a quorum needs can see ({} fresh, {} blind, {partial} part-fresh)",
             by_vantage.len(),
             blind.len()
         ));
@@ -89,7 +93,7 @@ pub fn freshness(monitor: &switchback_core::config::MonitorConfig) -> std::time:
 mod tests {
     use std::time::Duration;
 
-    use chrono::TimeZone;
+    use chrono::{DateTime, TimeZone, Utc};
     use switchback_core::{Role, ServiceKind};
 
     use super::*;
@@ -130,14 +134,14 @@ mod tests {
     fn one_vantage_that_sees_the_primary_down_moves_nothing() {
         let checks =
             [round("chicago", 10, &[SIP]), round("virginia", 10, &[]), round("witness", 9, &[])].concat();
-        assert_eq!(health(&count(&checks, at(0), 2), SIP), Some(true));
+        assert_eq!(health(&count(&checks, 2), SIP), Some(true));
     }
 
     #[test]
     fn two_of_three_vantages_make_a_service_down_timed_from_the_later() {
         let checks =
             [round("chicago", 10, &[SIP]), round("virginia", 12, &[SIP]), round("witness", 9, &[])].concat();
-        let counted = count(&checks, at(0), 2);
+        let counted = count(&checks, 2);
         assert_eq!(health(&counted, SIP), Some(false));
         let Count::Checks(merged) = counted else { unreachable!() };
         let sip = merged.iter().find(|c| c.service == SIP).unwrap();
@@ -151,8 +155,8 @@ mod tests {
         let checks =
             [round("a", 10, &[SIP]), round("b", 10, &[SIP]), round("c", 10, &[]), round("d", 10, &[])]
                 .concat();
-        assert_eq!(health(&count(&checks, at(0), 2), SIP), Some(false));
-        assert_eq!(health(&count(&checks, at(0), 3), SIP), None);
+        assert_eq!(health(&count(&checks, 2), SIP), Some(false));
+        assert_eq!(health(&count(&checks, 3), SIP), None);
     }
 
     #[test]
@@ -162,9 +166,9 @@ mod tests {
         let checks =
             [round("chicago", 10, &[]), round("virginia", 10, &all_down()), round("witness", 10, &[])]
                 .concat();
-        assert_eq!(health(&count(&checks, at(0), 2), SIP), Some(true));
+        assert_eq!(health(&count(&checks, 2), SIP), Some(true));
         let backup = ServiceId::new(Role::Backup, ServiceKind::Stun);
-        assert_eq!(health(&count(&checks, at(0), 2), backup), Some(true));
+        assert_eq!(health(&count(&checks, 2), backup), Some(true));
     }
 
     #[test]
@@ -173,11 +177,26 @@ mod tests {
         let checks =
             [round("chicago", 10, &[SIP]), round("virginia", 10, &all_down()), round("witness", -30, &[])]
                 .concat();
-        match count(&checks, at(0), 2) {
+        match count(&checks, 2) {
             Count::Blind(reason) => assert!(reason.starts_with("1 of the 2"), "{reason}"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(count(&[], at(0), 1), Count::Blind(_)));
+        assert!(matches!(count(&[], 1), Count::Blind(_)));
+    }
+
+    #[test]
+    fn a_vantage_with_only_some_fresh_checks_is_not_counted() {
+        // virginia was blind and stopped: only three of its failed checks are still fresh.
+        // It must not vote the primary down, nor count toward the quorum.
+        let mut ageing = round("virginia", 10, &all_down());
+        ageing.truncate(3);
+        let checks = [round("chicago", 10, &[]), ageing, round("witness", 10, &[])].concat();
+        assert_eq!(health(&count(&checks, 2), SIP), Some(true));
+        let checks = [round("chicago", 10, &[SIP]), round("virginia", 10, &[SIP])[..3].to_vec()].concat();
+        match count(&checks, 2) {
+            Count::Blind(reason) => assert!(reason.contains("1 part-fresh"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub enum StoreError {
     #[error("node {node} no longer leads (term {term} was taken over); nothing was written")]
     Fenced { node: String, term: i64 },
 
+    /// The store did not answer in time.
+    #[error("the store did not answer in time: {what}")]
+    TimedOut { what: &'static str },
+
     /// A group operation (`[cluster]`) on a store that is not PostgreSQL.
     #[error("a group of instances ([cluster]) needs a PostgreSQL store")]
     NeedsPostgres,

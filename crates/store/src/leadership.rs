@@ -29,7 +29,13 @@ struct Group {
 #[derive(Debug, Clone)]
 enum Standing {
     Follower,
-    Leader { fence: Fence, valid_until: Instant },
+    /// `resumed`: the state was read back from the store after winning the term; until
+    /// then nothing is written as leader (it would build on a follower's copy).
+    Leader {
+        fence: Fence,
+        valid_until: Instant,
+        resumed: bool,
+    },
 }
 
 /// Why this instance may not write as leader.
@@ -62,11 +68,21 @@ impl Leadership {
     pub fn write_as(&self) -> Result<Option<Fence>, NotLeader> {
         let Some(group) = &self.group else { return Ok(None) };
         match &*group.lock() {
-            Standing::Leader { fence, valid_until } if Instant::now() < *valid_until => {
+            Standing::Leader { fence, valid_until, resumed: true } if Instant::now() < *valid_until => {
                 Ok(Some(fence.clone()))
             }
             _ => Err(NotLeader),
         }
+    }
+
+    /// How long this instance may still act as leader on its own clock: `None` alone
+    /// (no limit), zero when it does not lead.
+    pub fn remaining(&self) -> Option<std::time::Duration> {
+        self.group.as_ref()?;
+        Some(match self.held() {
+            Some((_, until)) if self.leads() => until.saturating_duration_since(Instant::now()),
+            _ => std::time::Duration::ZERO,
+        })
     }
 
     /// Whether this instance leads now (a single instance always does).
@@ -79,18 +95,30 @@ impl Leadership {
     pub fn held(&self) -> Option<(Fence, Instant)> {
         let group = self.group.as_ref()?;
         match &*group.lock() {
-            Standing::Leader { fence, valid_until } => Some((fence.clone(), *valid_until)),
+            Standing::Leader { fence, valid_until, .. } => Some((fence.clone(), *valid_until)),
             Standing::Follower => None,
         }
     }
 
     /// This instance won (or renewed) the lease for `fence.term`, valid until `until`.
+    /// A term just won writes nothing until [`resumed`](Leadership::resumed).
     pub fn lead(&self, fence: Fence, until: Instant) {
         let Some(group) = &self.group else { return };
-        let new = !matches!(&*group.lock(), Standing::Leader { fence: held, .. } if *held == fence);
-        *group.lock() = Standing::Leader { fence: fence.clone(), valid_until: until };
-        if new {
-            group.changes.send_replace(Some(fence));
+        let mut standing = group.lock();
+        let resumed =
+            matches!(&*standing, Standing::Leader { fence: held, resumed: true, .. } if *held == fence);
+        *standing = Standing::Leader { fence, valid_until: until, resumed };
+    }
+
+    /// The state of `fence`'s term is read back from the store: it may write now.
+    pub fn resumed(&self, fence: &Fence) {
+        let Some(group) = &self.group else { return };
+        let mut standing = group.lock();
+        if let Standing::Leader { fence: held, resumed, .. } = &mut *standing {
+            if held == fence && !*resumed {
+                *resumed = true;
+                group.changes.send_replace(Some(fence.clone()));
+            }
         }
     }
 
@@ -135,7 +163,11 @@ mod tests {
         assert_eq!(leadership.write_as(), Err(NotLeader));
         let fence = Fence { node: "va-1".to_owned(), term: 3 };
         leadership.lead(fence.clone(), Instant::now() + Duration::from_secs(10));
+        assert_eq!(leadership.write_as(), Err(NotLeader), "not before the state is read back");
+        leadership.resumed(&fence);
         assert_eq!(leadership.write_as(), Ok(Some(fence.clone())));
+        leadership.lead(fence.clone(), Instant::now() + Duration::from_secs(10));
+        assert_eq!(leadership.write_as(), Ok(Some(fence.clone())), "a renewal keeps it resumed");
         // A pause (SIGSTOP) past the lease: on waking, it may no longer write.
         tokio::time::advance(Duration::from_secs(11)).await;
         assert_eq!(leadership.write_as(), Err(NotLeader));

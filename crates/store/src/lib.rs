@@ -258,7 +258,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// the last id of a page to get the next one.
     async fn events(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
 
-    /// Deletes check results older than `older_than`; returns how many went.
+    /// Deletes check results older than `older_than`, and in a group the operator
+    /// actions finished and the instances last seen before it; returns how many check
+    /// results went.
     async fn prune_checks(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Adds new phones and updates known ones (by MAC), all in one transaction. A known
@@ -314,17 +316,19 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn record_round(&self, vantage: &str, node: &str, checks: &[CheckResult])
         -> Result<(), StoreError>;
 
-    /// Every vantage's latest check of each service, made since `since`.
-    async fn vantage_checks(&self, since: DateTime<Utc>) -> Result<Vec<VantageCheck>, StoreError>;
+    /// Every vantage's latest check of each service, recorded within `fresh` (on the
+    /// store's clock).
+    async fn vantage_checks(&self, fresh: std::time::Duration) -> Result<Vec<VantageCheck>, StoreError>;
 
     /// Queues an operator action for the leader; answers its id.
     async fn request_operation(&self, request: &OperatorRequest) -> Result<i64, StoreError>;
 
-    /// For the leader: the oldest action queued since `since` (older ones expire).
+    /// For the leader: the oldest action queued within `within` (older ones expire), on
+    /// the store's clock.
     async fn take_operation(
         &self,
         fence: &Fence,
-        since: DateTime<Utc>,
+        within: std::time::Duration,
     ) -> Result<Option<(i64, OperatorRequest)>, StoreError>;
 
     async fn finish_operation(&self, id: i64, outcome: &RequestOutcome) -> Result<(), StoreError>;

@@ -39,11 +39,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a SQLite writer waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// The longest a PostgreSQL transaction may sit idle (its client frozen) before the
-/// server ends it: below the shortest lease (2 s).
-const PG_IDLE_IN_TRANSACTION: Duration = Duration::from_millis(1500);
-/// The longest a PostgreSQL statement waits for a row lock.
-const PG_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Page cache per SQLite connection, in KiB (at most 4 connections).
 const SQLITE_CACHE_KIB: u32 = 16 * 1024;
 
@@ -223,9 +218,7 @@ fn pool_options(url: &StoreUrl) -> AnyPoolOptions {
     // that the services view keeps updating and a store that returns is seen soon.
     let options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
     match url.backend {
-        Backend::Postgres => options
-            .max_connections(8)
-            .after_connect(|conn, _| Box::pin(async move { postgres_settings(conn).await })),
+        Backend::Postgres => options.max_connections(8),
         // A private in-memory database lives and dies with its one connection.
         Backend::Sqlite if url.in_memory => options
             .max_connections(1)
@@ -236,25 +229,6 @@ fn pool_options(url: &StoreUrl) -> AnyPoolOptions {
             .max_connections(4)
             .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await })),
     }
-}
-
-/// Per-session settings on PostgreSQL. A transaction left open by a process that froze
-/// (SIGSTOP, a paused VM, a partition that keeps the TCP connection) holds its row
-/// locks, and a group's lease row among them: PostgreSQL ends such a transaction after
-/// [`PG_IDLE_IN_TRANSACTION`], so another instance can take the lease, and a statement
-/// waits for a lock at most [`PG_LOCK_TIMEOUT`] instead of piling up behind it.
-async fn postgres_settings(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
-    let ms = |d: Duration| d.as_millis();
-    conn.execute(
-        format!(
-            "SET idle_in_transaction_session_timeout = {}; SET lock_timeout = {}",
-            ms(PG_IDLE_IN_TRANSACTION),
-            ms(PG_LOCK_TIMEOUT)
-        )
-        .as_str(),
-    )
-    .await?;
-    Ok(())
 }
 
 /// Per-connection settings. sqlx already turns foreign keys on; saying so here keeps
@@ -414,7 +388,9 @@ impl Store for SqlStore {
     }
 
     async fn prune_checks(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
-        checks::prune(&self.pool, older_than).await
+        let pruned = checks::prune(&self.pool, older_than).await?;
+        cluster::prune(&self.pool, older_than).await?;
+        Ok(pruned)
     }
 
     async fn fetch_records_since(&self, after: DateTime<Utc>) -> Result<Vec<FetchRecord>, StoreError> {
@@ -423,12 +399,16 @@ impl Store for SqlStore {
 
     async fn claim_lease(&self, node: &str, lease: Duration) -> Result<Claim, StoreError> {
         self.require_postgres()?;
-        cluster::claim(&self.pool, node, lease).await
+        let mut tx = self.begin_write().await?;
+        let result = cluster::claim(tx.conn(), node, lease).await;
+        tx.finish(result, "commit the lease's claim").await
     }
 
     async fn renew_lease(&self, fence: &Fence, lease: Duration) -> Result<bool, StoreError> {
         self.require_postgres()?;
-        cluster::renew(&self.pool, fence, lease).await
+        let mut tx = self.begin_write().await?;
+        let result = cluster::renew(tx.conn(), fence, lease).await;
+        tx.finish(result, "commit the lease's renewal").await
     }
 
     async fn release_lease(&self, fence: &Fence) -> Result<(), StoreError> {
@@ -438,7 +418,8 @@ impl Store for SqlStore {
 
     async fn lease(&self) -> Result<Lease, StoreError> {
         self.require_postgres()?;
-        cluster::current(&self.pool).await
+        let mut conn = self.pool.acquire().await.map_err(StoreError::query("acquire a store connection"))?;
+        cluster::current(&mut conn).await
     }
 
     async fn heartbeat(
@@ -468,26 +449,26 @@ impl Store for SqlStore {
         tx.finish(result, "commit a vantage's round").await
     }
 
-    async fn vantage_checks(&self, since: DateTime<Utc>) -> Result<Vec<VantageCheck>, StoreError> {
+    async fn vantage_checks(&self, fresh: Duration) -> Result<Vec<VantageCheck>, StoreError> {
         self.require_postgres()?;
-        cluster::vantage_checks(&self.pool, since).await
+        cluster::vantage_checks(&self.pool, fresh).await
     }
 
     async fn request_operation(&self, request: &OperatorRequest) -> Result<i64, StoreError> {
         self.require_postgres()?;
         let mut tx = self.begin_write().await?;
-        let result = cluster::request(tx.conn(), request, Utc::now()).await;
+        let result = cluster::request(tx.conn(), request).await;
         tx.finish(result, "commit an operator action").await
     }
 
     async fn take_operation(
         &self,
         fence: &Fence,
-        since: DateTime<Utc>,
+        within: Duration,
     ) -> Result<Option<(i64, OperatorRequest)>, StoreError> {
         self.require_postgres()?;
         let mut tx = self.begin_write().await?;
-        let result = cluster::take_request(tx.conn(), fence, since, Utc::now()).await;
+        let result = cluster::take_request(tx.conn(), fence, within).await;
         tx.finish(result, "commit taking an operator action").await
     }
 

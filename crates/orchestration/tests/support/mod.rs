@@ -289,8 +289,8 @@ impl Store for FaultyStore {
         self.write_fault()?;
         self.on_store_runtime(self.inner.record_round(vantage, node, checks))
     }
-    async fn vantage_checks(&self, since: DateTime<Utc>) -> Result<Vec<VantageCheck>, StoreError> {
-        self.on_store_runtime(self.inner.vantage_checks(since))
+    async fn vantage_checks(&self, fresh: Duration) -> Result<Vec<VantageCheck>, StoreError> {
+        self.on_store_runtime(self.inner.vantage_checks(fresh))
     }
     async fn request_operation(&self, request: &OperatorRequest) -> Result<i64, StoreError> {
         self.write_fault()?;
@@ -299,10 +299,10 @@ impl Store for FaultyStore {
     async fn take_operation(
         &self,
         fence: &Fence,
-        since: DateTime<Utc>,
+        within: Duration,
     ) -> Result<Option<(i64, OperatorRequest)>, StoreError> {
         self.write_fault()?;
-        self.on_store_runtime(self.inner.take_operation(fence, since))
+        self.on_store_runtime(self.inner.take_operation(fence, within))
     }
     async fn finish_operation(&self, id: i64, outcome: &RequestOutcome) -> Result<(), StoreError> {
         self.on_store_runtime(self.inner.finish_operation(id, outcome))

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{AnyConnection, AnyPool, FromRow};
+use sqlx::{AnyConnection, AnyPool, Executor, FromRow};
 use switchback_core::model::CheckResult;
 use switchback_core::{Action, Route};
 
@@ -33,6 +33,7 @@ pub(crate) const LEASE_CHANNEL: &str = "switchback_lease";
 /// The lock makes a take-over wait until this transaction ends: a fenced write is
 /// either before the next term or refused.
 pub(crate) async fn check_fence(conn: &mut AnyConnection, fence: &Fence) -> Result<(), StoreError> {
+    bound_locks(conn).await?;
     let held: Option<i64> = sqlx::query_scalar(
         "SELECT term FROM cluster_lease WHERE id = 1 AND holder = $1 AND term = $2 FOR UPDATE",
     )
@@ -47,6 +48,27 @@ pub(crate) async fn check_fence(conn: &mut AnyConnection, fence: &Fence) -> Resu
     }
 }
 
+/// For the rest of the transaction: a frozen client's transaction (SIGSTOP, a paused VM,
+/// a partition that keeps the TCP connection) is ended by the server after
+/// [`IDLE_IN_TRANSACTION`], releasing the lease row, so another instance can take over;
+/// and a statement waits at most [`LOCK_TIMEOUT`] for a lock instead of piling up
+/// behind one. Only the group's transactions on the lease row: migrations and imports
+/// keep PostgreSQL's defaults.
+async fn bound_locks(conn: &mut AnyConnection) -> Result<(), StoreError> {
+    let ms = |d: Duration| d.as_millis();
+    let sql = format!(
+        "SET LOCAL idle_in_transaction_session_timeout = {}; SET LOCAL lock_timeout = {}",
+        ms(IDLE_IN_TRANSACTION),
+        ms(LOCK_TIMEOUT)
+    );
+    conn.execute(sql.as_str()).await.map_err(StoreError::query("bound the transaction's locks"))?;
+    Ok(())
+}
+
+/// Below the shortest lease (2 s).
+const IDLE_IN_TRANSACTION: Duration = Duration::from_millis(1500);
+const LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub(crate) async fn notify(conn: &mut AnyConnection, channel: &str) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(channel)
@@ -57,31 +79,41 @@ pub(crate) async fn notify(conn: &mut AnyConnection, channel: &str) -> Result<()
 }
 
 /// Takes the lease for `node` with a new term if it has run out (or nobody holds it).
-pub(crate) async fn claim(pool: &AnyPool, node: &str, lease: Duration) -> Result<Claim, StoreError> {
+pub(crate) async fn claim(
+    conn: &mut AnyConnection,
+    node: &str,
+    lease: Duration,
+) -> Result<Claim, StoreError> {
+    bound_locks(conn).await?;
     let won: Option<i64> = sqlx::query_scalar(&format!(
         "UPDATE cluster_lease SET holder = $1, term = term + 1, expires_at = {NOW_US} + $2 \
          WHERE id = 1 AND expires_at <= {NOW_US} RETURNING term"
     ))
     .bind(node)
     .bind(duration_micros(lease))
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(StoreError::query("claim the leader's lease"))?;
     match won {
         Some(term) => Ok(Claim::Won(Fence { node: node.to_owned(), term })),
-        None => current(pool).await.map(Claim::Held),
+        None => current(conn).await.map(Claim::Held),
     }
 }
 
 /// Extends the lease of `fence` by `lease` from now; false when it is no longer its own.
-pub(crate) async fn renew(pool: &AnyPool, fence: &Fence, lease: Duration) -> Result<bool, StoreError> {
+pub(crate) async fn renew(
+    conn: &mut AnyConnection,
+    fence: &Fence,
+    lease: Duration,
+) -> Result<bool, StoreError> {
+    bound_locks(conn).await?;
     let done = sqlx::query(&format!(
         "UPDATE cluster_lease SET expires_at = {NOW_US} + $1 WHERE id = 1 AND holder = $2 AND term = $3"
     ))
     .bind(duration_micros(lease))
     .bind(&fence.node)
     .bind(fence.term)
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(StoreError::query("renew the leader's lease"))?;
     Ok(done.rows_affected() == 1)
@@ -101,11 +133,11 @@ pub(crate) async fn release(pool: &AnyPool, fence: &Fence) -> Result<(), StoreEr
     notify(&mut conn, LEASE_CHANNEL).await
 }
 
-pub(crate) async fn current(pool: &AnyPool) -> Result<Lease, StoreError> {
+pub(crate) async fn current(conn: &mut AnyConnection) -> Result<Lease, StoreError> {
     let (holder, term, remaining): (Option<String>, i64, i64) = sqlx::query_as(&format!(
         "SELECT holder, term, expires_at - {NOW_US} FROM cluster_lease WHERE id = 1"
     ))
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await
     .map_err(StoreError::query("read the leader's lease"))?;
     let remaining = Duration::from_micros(u64::try_from(remaining).unwrap_or(0));
@@ -164,12 +196,13 @@ pub(crate) async fn record_round(
     for check in checks {
         let (role, kind) = (check.service.role.as_str(), check.service.kind.as_str());
         let latency = check.latency.map(duration_micros);
-        sqlx::query(
-            "INSERT INTO vantage_checks (vantage, role, kind, node, healthy, latency_us, reason, checked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (vantage, role, kind) DO UPDATE SET node = $4, healthy = $5, latency_us = $6, \
-             reason = $7, checked_at = $8 WHERE vantage_checks.checked_at <= $8",
-        )
+        sqlx::query(&format!(
+            "INSERT INTO vantage_checks \
+                 (vantage, role, kind, node, healthy, latency_us, reason, checked_at, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {NOW_US}) \
+                 ON CONFLICT (vantage, role, kind) DO UPDATE SET node = $4, healthy = $5, latency_us = $6, \
+                 reason = $7, checked_at = $8, recorded_at = {NOW_US}"
+        ))
         .bind(vantage)
         .bind(role)
         .bind(kind)
@@ -193,16 +226,14 @@ struct VantageRow {
     check: CheckRow,
 }
 
-/// Every vantage's latest check of every service made since `since`.
-pub(crate) async fn vantage_checks(
-    pool: &AnyPool,
-    since: DateTime<Utc>,
-) -> Result<Vec<VantageCheck>, StoreError> {
-    let rows: Vec<VantageRow> = sqlx::query_as(
+/// Every vantage's latest check of every service, recorded within `fresh` on the
+/// store's clock (an instance whose clock is off cannot make its checks stay fresh).
+pub(crate) async fn vantage_checks(pool: &AnyPool, fresh: Duration) -> Result<Vec<VantageCheck>, StoreError> {
+    let rows: Vec<VantageRow> = sqlx::query_as(&format!(
         "SELECT vantage, node, role, kind, healthy, latency_us, reason, checked_at FROM vantage_checks \
-         WHERE checked_at >= $1 ORDER BY vantage, role, kind LIMIT 1000",
-    )
-    .bind(micros(since))
+         WHERE recorded_at >= {NOW_US} - $1 ORDER BY vantage, role, kind LIMIT 1000"
+    ))
+    .bind(duration_micros(fresh))
     .fetch_all(pool)
     .await
     .map_err(StoreError::query("load the vantages' checks"))?;
@@ -217,21 +248,16 @@ pub(crate) async fn vantage_checks(
         .collect()
 }
 
-pub(crate) async fn request(
-    conn: &mut AnyConnection,
-    request: &OperatorRequest,
-    now: DateTime<Utc>,
-) -> Result<i64, StoreError> {
-    let id: i64 = sqlx::query_scalar(
+pub(crate) async fn request(conn: &mut AnyConnection, request: &OperatorRequest) -> Result<i64, StoreError> {
+    let id: i64 = sqlx::query_scalar(&format!(
         "INSERT INTO operator_requests (route, action, actor, reason, node, created_at, status) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending') RETURNING id",
-    )
+         VALUES ($1, $2, $3, $4, $5, {NOW_US}, 'pending') RETURNING id"
+    ))
     .bind(request.route.as_str())
     .bind(request.action.as_str())
     .bind(&request.actor)
     .bind(&request.reason)
     .bind(&request.node)
-    .bind(micros(now))
     .fetch_one(&mut *conn)
     .await
     .map_err(StoreError::query("queue an operator action"))?;
@@ -244,32 +270,28 @@ pub(crate) async fn request(
 pub(crate) async fn take_request(
     conn: &mut AnyConnection,
     fence: &Fence,
-    since: DateTime<Utc>,
-    now: DateTime<Utc>,
+    within: Duration,
 ) -> Result<Option<(i64, OperatorRequest)>, StoreError> {
     check_fence(conn, fence).await?;
-    sqlx::query(
-        "UPDATE operator_requests SET status = 'expired', finished_at = $1 \
-         WHERE status = 'pending' AND created_at < $2",
-    )
-    .bind(micros(now))
-    .bind(micros(since))
+    // Older than `within` on the store's clock: the instance that queued it has given up.
+    sqlx::query(&format!(
+        "UPDATE operator_requests SET status = 'expired', finished_at = {NOW_US} \
+         WHERE status = 'pending' AND created_at < {NOW_US} - $1"
+    ))
+    .bind(duration_micros(within))
     .execute(&mut *conn)
     .await
     .map_err(StoreError::query("expire old operator actions"))?;
+    // One statement, so that a withdrawal in between cannot be overwritten.
     let row: Option<(i64, String, String, String, String, String)> = sqlx::query_as(
-        "SELECT id, route, action, actor, reason, node FROM operator_requests \
-         WHERE status = 'pending' ORDER BY id LIMIT 1",
+        "UPDATE operator_requests SET status = 'taken' WHERE status = 'pending' AND id = \
+         (SELECT id FROM operator_requests WHERE status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, route, action, actor, reason, node",
     )
     .fetch_optional(&mut *conn)
     .await
-    .map_err(StoreError::query("read operator actions"))?;
+    .map_err(StoreError::query("take an operator action"))?;
     let Some((id, route, action, actor, reason, node)) = row else { return Ok(None) };
-    sqlx::query("UPDATE operator_requests SET status = 'taken' WHERE id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::query("take an operator action"))?;
     let table = "operator_requests";
     let route: Route = Column::new(table, "route").parse(&route)?;
     let action: Action = Column::new(table, "action").parse(&action)?;
@@ -327,4 +349,21 @@ pub(crate) async fn withdraw(pool: &AnyPool, id: i64, now: DateTime<Utc>) -> Res
     .await
     .map_err(StoreError::query("withdraw an operator action"))?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Forgets operator actions finished, and instances last seen, before `older_than`.
+pub(crate) async fn prune(pool: &AnyPool, older_than: DateTime<Utc>) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM operator_requests WHERE status <> 'pending' AND status <> 'taken' AND created_at < $1",
+    )
+    .bind(micros(older_than))
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("prune operator actions"))?;
+    sqlx::query("DELETE FROM cluster_nodes WHERE last_seen < $1")
+        .bind(micros(older_than))
+        .execute(pool)
+        .await
+        .map_err(StoreError::query("prune the group's instances"))?;
+    Ok(())
 }
