@@ -22,18 +22,24 @@ impl Orchestrator {
         let mut revision = self.rendered_revision;
         let mut poll = tokio::time::interval(PHONES_POLL);
         loop {
-            tokio::select! {
-                changed = engine.changed() => if changed.is_err() { return },
-                _ = poll.tick() => {}
+            // A new state asks only whether its generation is new; the inventory (a count
+            // over every phone) is asked on the poll. A state changes with every round
+            // (services' latest checks), several times a second in a group.
+            let polled = tokio::select! {
+                changed = engine.changed() => if changed.is_err() { return } else { false },
+                _ = poll.tick() => true,
                 () = shutdown.cancelled() => return,
-            }
+            };
             let state = engine.borrow_and_update().clone();
-            let now_revision = match self.store.phones_revision().await {
-                Ok(now) => now,
-                Err(err) => {
-                    tracing::warn!(error = %err, "phone inventory not checked");
-                    revision
-                }
+            let now_revision = match polled {
+                false => revision,
+                true => match self.store.phones_revision().await {
+                    Ok(now) => now,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "phone inventory not checked");
+                        revision
+                    }
+                },
             };
             let current = self.generations.current();
             if state.generation == current.number() && now_revision == revision {
