@@ -292,11 +292,19 @@ impl Decider {
             }
         }
         let id = bounded(self.store.request_operation(&request)).await?;
+        // Once queued, a store that stops answering leaves the action's fate open.
+        let open = |_| {
+            ControlError::NoLeader(
+                "the store stopped answering after the action was queued; it may still be applied: \
+                 see the route's state"
+                    .to_owned(),
+            )
+        };
         let started = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             let waited = started.elapsed();
-            match bounded(self.store.operation_outcome(id)).await? {
+            match bounded(self.store.operation_outcome(id)).await.map_err(open)? {
                 RequestOutcome::Done => {
                     // Answered with the leader's step, not this instance's view before it.
                     if let Ok(Some(stored)) = self.store.load_state().await {
@@ -307,7 +315,7 @@ impl Decider {
                 RequestOutcome::Refused(why) => return Err(ControlError::Refused(why)),
                 RequestOutcome::Failed(why) => return Err(ControlError::Unavailable(why)),
                 RequestOutcome::Pending if waited >= FORWARD_WITHIN => {
-                    if bounded(self.store.withdraw_operation(id)).await? {
+                    if bounded(self.store.withdraw_operation(id)).await.map_err(open)? {
                         return Err(ControlError::NoLeader(format!(
                             "no leader of the group took the action within {FORWARD_WITHIN:?}; it was \
                              withdrawn and will not be applied"
