@@ -509,3 +509,57 @@ impl Control for Decider {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test reports failure
+mod tests {
+    use switchback_store::Fence;
+
+    use super::*;
+
+    async fn follower(leadership: Arc<Leadership>) -> Decider {
+        let store = switchback_store::connect("sqlite::memory:").await.unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::TokioClock::starting_at(chrono::Utc::now()));
+        let names = SiteNames::new("chicago", "virginia");
+        let rules = Rules::from(&switchback_core::config::MonitorConfig::default());
+        let metrics = Arc::new(Metrics::new(names.clone()));
+        let alerts = (Vec::new(), Arc::new(Notify::new()));
+        Decider::open(store, rules, clock, names, metrics, alerts, (Arc::default(), leadership))
+            .await
+            .unwrap()
+    }
+
+    fn at_generation(generation: u64) -> EngineState {
+        let mut state = EngineState::new(chrono::Utc::now());
+        state.generation = generation;
+        state
+    }
+
+    /// Two reads of the leader's state may land out of order (the NOTIFY's and an
+    /// operator action's): the older must not take phones back to an old generation.
+    /// And once this instance won a term it follows no one: it read its own state back.
+    #[tokio::test]
+    async fn a_follower_never_goes_back_and_a_new_leader_follows_no_one() {
+        let leadership = Arc::new(Leadership::group("va-1"));
+        let decider = follower(leadership.clone()).await;
+        decider.follow(at_generation(3)).await;
+        decider.follow(at_generation(2)).await;
+        assert_eq!(decider.subscribe().borrow().generation, 3, "an older state was taken");
+        decider.follow(at_generation(4)).await;
+        assert_eq!(decider.subscribe().borrow().generation, 4);
+
+        let fence = Fence { node: "va-1".to_owned(), term: 2 };
+        leadership.lead(fence, tokio::time::Instant::now() + std::time::Duration::from_secs(10));
+        decider.follow(at_generation(5)).await;
+        assert_eq!(decider.subscribe().borrow().generation, 4, "a leader took a follower's read");
+        assert!(
+            matches!(
+                decider
+                    .note(Event::note(chrono::Utc::now(), switchback_core::EventKind::Converged, "m", "r"))
+                    .await,
+                Err(DecideError::NotLeader)
+            ),
+            "it wrote before reading its state back"
+        );
+    }
+}
