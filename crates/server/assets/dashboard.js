@@ -320,7 +320,9 @@
   }
 
   function renderLab(lab) {
-    for (const [role, services] of Object.entries(lab)) {
+    renderInbox(lab.inbox || []);
+    for (const role of ['primary', 'backup']) {
+      const services = lab[role] || {};
       for (const [kind, state] of Object.entries(services)) {
         const badge = el(`demo-${role}-${kind}-state`);
         if (!badge) continue;
@@ -332,6 +334,19 @@
         if (mend) mend.disabled = state !== 'broken';
       }
     }
+  }
+
+  /// The demo's webhook inbox: the alerts the demo's own webhook received, newest first.
+  function renderInbox(deliveries) {
+    const list = el('demo-inbox');
+    if (!list) return;
+    const items = deliveries.map((delivery) => {
+      const item = make('li');
+      item.append(timeNode(delivery.at), ' ', make('strong', '', delivery.kind), ' ', delivery.summary);
+      return item;
+    });
+    if (!items.length) items.push(make('li', 'hint', 'no alert yet: break a primary service'));
+    list.replaceChildren(...items);
   }
 
   function renderBlocks(blocks) {

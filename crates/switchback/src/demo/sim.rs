@@ -3,7 +3,7 @@
 //! hung server does), a mended one answers again. The demo's databases are SQLite files;
 //! breaking one moves the file away.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,8 +35,8 @@ impl Sim {
 
 type Answer = fn(&[u8], SocketAddr) -> Option<Vec<u8>>;
 
-async fn start(answer: Answer, shutdown: CancellationToken) -> anyhow::Result<Sim> {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.context("cannot bind a loopback UDP port")?;
+async fn start(answer: Answer, ip: IpAddr, shutdown: CancellationToken) -> anyhow::Result<Sim> {
+    let socket = UdpSocket::bind((ip, 0)).await.with_context(|| format!("cannot bind a UDP port on {ip}"))?;
     let sim = Sim { addr: socket.local_addr()?, broken: Arc::new(AtomicBool::new(false)) };
     let broken = sim.broken.clone();
     tokio::spawn(async move {
@@ -62,13 +62,13 @@ async fn start(answer: Answer, shutdown: CancellationToken) -> anyhow::Result<Si
 }
 
 /// A softswitch that answers OPTIONS with `200 OK` and everything else with `405`.
-pub async fn softswitch(shutdown: CancellationToken) -> anyhow::Result<Sim> {
-    start(answer_sip, shutdown).await
+pub async fn softswitch(ip: IpAddr, shutdown: CancellationToken) -> anyhow::Result<Sim> {
+    start(answer_sip, ip, shutdown).await
 }
 
 /// A STUN server that answers Binding Requests with the sender's address.
-pub async fn stun(shutdown: CancellationToken) -> anyhow::Result<Sim> {
-    start(answer_stun, shutdown).await
+pub async fn stun(ip: IpAddr, shutdown: CancellationToken) -> anyhow::Result<Sim> {
+    start(answer_stun, ip, shutdown).await
 }
 
 fn answer_sip(bytes: &[u8], _from: SocketAddr) -> Option<Vec<u8>> {
