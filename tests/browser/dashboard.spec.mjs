@@ -346,10 +346,45 @@ async function run() {
   });
   await expectVisible('blocks-none');
 
-  // The same page in a phone-sized window.
-  await page.setViewportSize({ width: 390, height: 844 });
-  await screenshot('narrow', false);
-  await screenshot('narrow-full');
+  // The same page at the common laptop and desktop widths and on a phone: no sideways
+  // scrolling, no control overlapping another or cut off by its card.
+  for (const [width, height] of [[1024, 768], [1280, 900], [1440, 900], [1600, 900], [1920, 1080], [390, 844]]) {
+    await page.setViewportSize({ width, height });
+    const layout = await page.evaluate(() => {
+      const problems = [];
+      const root = document.documentElement;
+      if (root.scrollWidth > window.innerWidth) {
+        problems.push(`scrolls sideways: ${root.scrollWidth}px of content in ${window.innerWidth}px`);
+      }
+      const controls = [...document.querySelectorAll('button, input, select, .badge')].filter((node) => {
+        const box = node.getBoundingClientRect();
+        return box.width > 0 && box.height > 0 && node.offsetParent !== null;
+      });
+      const name = (node) => node.dataset.testid || node.textContent.trim().slice(0, 20) || node.tagName;
+      for (const node of controls) {
+        const box = node.getBoundingClientRect();
+        const card = node.closest('.card, header, section');
+        if (card) {
+          const edge = card.getBoundingClientRect();
+          if (box.right > edge.right + 1 || box.left < edge.left - 1) problems.push(`${name(node)} cut off by its card`);
+        }
+      }
+      for (let i = 0; i < controls.length; i++) {
+        const a = controls[i].getBoundingClientRect();
+        for (let j = i + 1; j < controls.length; j++) {
+          if (controls[i].contains(controls[j]) || controls[j].contains(controls[i])) continue;
+          const b = controls[j].getBoundingClientRect();
+          const overlap = Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1
+            && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1;
+          if (overlap) problems.push(`${name(controls[i])} overlaps ${name(controls[j])}`);
+        }
+      }
+      return problems;
+    });
+    await screenshot(`width-${width}`);
+    if (layout.length) throw new Error(`at ${width} px: ${layout.slice(0, 8).join('; ')}`);
+    log(`layout holds at ${width} px`);
+  }
   await page.setViewportSize({ width: 1280, height: 900 });
 
   // 7. Log out: the login form is back, the buttons are gone.
