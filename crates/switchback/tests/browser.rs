@@ -1,8 +1,9 @@
 //! The dashboard in a real headless Chromium: runs `tests/browser/dashboard.spec.mjs`
 //! (playwright-core, installed by `.ci/install-browser`) against the real binary's
 //! `switchback demo`. It logs in, breaks the primary softswitch, watches sip fail over
-//! and the phones converge, forces a failback and logs out, saving screenshots to
-//! `tests/artifacts/`.
+//! and the phones converge, forces a failback, checks the layout at 1024, 1280, 1440,
+//! 1600 and 1920 px and on a phone (no sideways scrolling, no control overlapping another
+//! or cut off), and logs out, saving screenshots to `tests/artifacts/`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test reports failure
 
