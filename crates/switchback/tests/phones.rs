@@ -264,10 +264,12 @@ async fn etags_are_the_md5_and_if_none_match_gets_304() {
     let common = running.get("/prov/yealink/y000000000028.cfg").await.unwrap();
     assert_eq!(common.header("etag").unwrap(), format!("\"{}\"", md5_hex(&common.body)));
 
-    // A new generation changes the files, and an old ETag gets the new file.
+    // A new generation changes the files, and an old ETag gets the new file. Where the
+    // file points is read before the action: the new generation may be in before the
+    // action's answer is.
+    let home = running.pointing(yealink).await.unwrap();
     let moved = running.act("sip", "failover", Some(TOKEN), None).await.unwrap();
     assert_eq!(moved.status, 200, "{}", moved.text());
-    let home = running.pointing(yealink).await.unwrap();
     wait_pointing_changed(&running, yealink, &home).await;
     for (phone, etag, body) in &old {
         let request = running.client().get(running.url(&phone.path())).header("if-none-match", etag);
