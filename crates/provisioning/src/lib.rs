@@ -17,7 +17,7 @@ pub mod sites;
 mod templates;
 
 pub use generation::{Generation, Generations, PhoneFile, RenderError};
-pub use import::{parse_phones_csv, ImportError, CSV_HEADER, CSV_REQUIRED_COLUMNS};
+pub use import::{parse_phones_csv, ImportError, CSV_HEADER, CSV_REQUIRED_COLUMNS, MAX_REPORTED_ROWS};
 pub use mac::{Mac, MacError};
 pub use names::{FileName, ModelCode, YEALINK_MODEL_CODES};
 pub use phone::{Phone, PhoneError, UnknownVendor, Vendor};
