@@ -52,6 +52,7 @@ on_both_backends!(
     a_large_fetch_batch_lands_whole,
     only_an_existing_store_opens_without_create,
     phone_page_filters_and_pages_in_mac_order,
+    phones_are_removed_all_or_none,
 );
 
 /// `connect_existing` (what `run` without `--init` uses) refuses a store that was never
@@ -638,8 +639,8 @@ async fn phone_page_filters_and_pages_in_mac_order(db: StoreDb) {
     assert_eq!((total, listed), (10, macs(0..10)));
     let first = &page.phones[0];
     assert_eq!(
-        (first.vendor, first.model.as_str(), first.display_name.as_str()),
-        (Vendor::Yealink, "T46S", "Desk 0")
+        (first.vendor, first.model.as_str(), first.display_name.as_str(), first.user_id.as_str()),
+        (Vendor::Yealink, "T46S", "Desk 0", "1001")
     );
     let last = first.fetch.as_ref().expect("phone 0 fetched");
     assert_eq!((last.at, last.generation), (at(100, 0), 2));
@@ -809,4 +810,63 @@ async fn a_group_needs_postgres() {
     let store = open(&db).await;
     let refused = store.claim_lease("chi-1", Duration::from_secs(10)).await.unwrap_err();
     assert!(matches!(refused, StoreError::NeedsPostgres), "{refused}");
+}
+
+/// `remove_phones`: every named phone and its fetch record go in one transaction, or
+/// none when any is unknown; the revision changes so a running switchback re-renders.
+async fn phones_are_removed_all_or_none(db: StoreDb) {
+    use switchback_provisioning::fetch::PhoneFetch;
+    use switchback_provisioning::{Mac, Vendor};
+    let store = open(&db).await;
+    let mac = |i: usize| -> Mac { format!("0015650000{i:02x}").parse().unwrap() };
+    let phones: Vec<_> =
+        (0..5).map(|i| phone(&mac(i).to_string(), Vendor::Yealink, &format!("Desk {i}"))).collect();
+    store.import_phones(&phones).await.unwrap();
+    let fetches: Vec<_> = (0..5)
+        .map(|i| PhoneFetch {
+            mac: mac(i),
+            vendor: Vendor::Yealink,
+            at: at(10, 0),
+            generation: 1,
+            source: "10.0.0.7".parse().unwrap(),
+            user_agent: "Yealink SIP-T46S 66.86.0.15".to_owned(),
+            count: 1,
+        })
+        .collect();
+    store.record_fetches(&fetches).await.unwrap();
+    let before = store.phones_revision().await.unwrap();
+
+    // One unknown MAC among known ones: nothing goes, and every unknown one is named.
+    let unknown: Mac = "0015659999ff".parse().unwrap();
+    let also_unknown: Mac = "0015659999fe".parse().unwrap();
+    let err = store.remove_phones(&[mac(1), unknown, mac(2), also_unknown]).await.unwrap_err();
+    match &err {
+        StoreError::UnknownPhones { macs } => assert_eq!(macs, &[also_unknown, unknown]),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("0015659999fe, 0015659999ff"), "{err}");
+    assert_eq!(store.phones().await.unwrap().len(), 5, "a refused removal removed something");
+    assert_eq!(store.fetch_records().await.unwrap().len(), 5);
+    assert_eq!(store.phones_revision().await.unwrap(), before);
+
+    // A MAC named twice counts once.
+    assert_eq!(store.remove_phones(&[mac(1), mac(3), mac(1)]).await.unwrap(), 2);
+    let left: Vec<String> = store.phones().await.unwrap().iter().map(|p| p.mac.to_string()).collect();
+    assert_eq!(left, [mac(0), mac(2), mac(4)].map(|m| m.to_string()));
+    let fetched: Vec<Mac> = store.fetch_records().await.unwrap().iter().map(|r| r.mac).collect();
+    assert_eq!(fetched, [mac(0), mac(2), mac(4)], "their fetch records went with them");
+    let after = store.phones_revision().await.unwrap();
+    assert_ne!(after, before, "a removal changes the revision");
+    assert_eq!(after.count, 3);
+
+    assert_eq!(store.remove_phones(&[]).await.unwrap(), 0);
+    // More MACs than one statement holds.
+    let many: Vec<_> = (0..1200u32)
+        .map(|i| phone(&Mac::new([2, 0, 0, 0, (i >> 8) as u8, i as u8]).to_string(), Vendor::Linksys, "Bulk"))
+        .collect();
+    store.import_phones(&many).await.unwrap();
+    let macs: Vec<Mac> = many.iter().map(|p| p.mac).collect();
+    assert_eq!(store.remove_phones(&macs).await.unwrap(), 1200);
+    assert_eq!(store.phones_revision().await.unwrap().count, 3);
+    store.close().await;
 }

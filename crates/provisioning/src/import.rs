@@ -1,4 +1,4 @@
-//! The phones CSV: all or nothing, and every error names the file line and the field.
+//! The phones CSV: all or nothing, and every bad row is reported with its line and field.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -32,9 +32,57 @@ pub enum ImportError {
     TooManyRows { line: u64, max_rows: usize },
     #[error("cannot read the phones file: {0}")]
     Read(#[source] io::Error),
+    /// Several bad rows: the first [`MAX_REPORTED_ROWS`] of them, one a line, and how
+    /// many more there were.
+    #[error("{} bad rows:\n{}{}", .rows.len() + .more, list(.rows), and_more(*.more))]
+    Rows { rows: Vec<ImportError>, more: usize },
 }
 
-/// Parses a whole phones CSV. The first bad row rejects the file: nothing is half-imported.
+/// How many bad rows one error lists; the rest are counted.
+pub const MAX_REPORTED_ROWS: usize = 50;
+
+fn list(rows: &[ImportError]) -> String {
+    rows.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+}
+
+fn and_more(more: usize) -> String {
+    if more == 0 {
+        String::new()
+    } else {
+        format!("\nand {more} more")
+    }
+}
+
+/// The bad rows of a file as they are found: every one counted, the first
+/// [`MAX_REPORTED_ROWS`] kept.
+#[derive(Default)]
+struct BadRows {
+    rows: Vec<ImportError>,
+    more: usize,
+}
+
+impl BadRows {
+    fn push(&mut self, error: ImportError) {
+        if self.rows.len() < MAX_REPORTED_ROWS {
+            self.rows.push(error);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    /// One bad row is reported as it is; several as [`ImportError::Rows`].
+    fn into_result(mut self) -> Result<(), ImportError> {
+        match (self.rows.len(), self.more) {
+            (0, _) => Ok(()),
+            (1, 0) => Err(self.rows.remove(0)),
+            _ => Err(ImportError::Rows { rows: self.rows, more: self.more }),
+        }
+    }
+}
+
+/// Parses a whole phones CSV. Any bad row rejects the file, so nothing is half-imported;
+/// every bad row is reported (the first [`MAX_REPORTED_ROWS`], then how many more), each
+/// with its line and what is wrong, so that one run shows all there is to fix.
 /// A file larger than [`limits::CSV_BYTES`] or with more than [`limits::CSV_ROWS`] phones
 /// is refused, and every field is held to its limit in [`limits::FIELDS`].
 pub fn parse_phones_csv<R: io::Read>(reader: R) -> Result<Vec<Phone>, ImportError> {
@@ -59,29 +107,53 @@ fn parse_within<R: io::Read>(reader: R, max_bytes: u64, max_rows: usize) -> Resu
     check_header(&header)?;
 
     let mut phones = Vec::new();
+    let mut bad = BadRows::default();
     let mut first_line_of: HashMap<Mac, u64> = HashMap::new();
     let mut record = csv::StringRecord::new();
-    while csv.read_record(&mut record).map_err(|e| from_csv(e, &mut lines))? {
+    let mut rows = 0;
+    loop {
+        match csv.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            // A row that is not UTF-8 is consumed whole: the rows after it still read.
+            Err(err) if matches!(err.kind(), csv::ErrorKind::Utf8 { .. }) => {
+                rows += 1;
+                bad.push(from_csv(err, &mut lines));
+                continue;
+            }
+            Err(err) => return Err(from_csv(err, &mut lines)),
+        }
         let line = lines.line_at(record.position().map_or(0, csv::Position::byte));
-        if phones.len() == max_rows {
+        if rows == max_rows {
             return Err(ImportError::TooManyRows { line, max_rows });
         }
+        rows += 1;
         if record.len() != header.len() {
-            return Err(ImportError::Row {
+            bad.push(ImportError::Row {
                 line,
                 problem: format!("has {} fields, the header has {}", record.len(), header.len()),
             });
+            continue;
         }
-        let phone = parse_row(&record, line)?;
-        if let Some(first) = first_line_of.insert(phone.mac, line) {
-            return Err(ImportError::Field {
+        let phone = match parse_row(&record, line) {
+            Ok(phone) => phone,
+            Err(err) => {
+                bad.push(err);
+                continue;
+            }
+        };
+        if let Some(first) = first_line_of.get(&phone.mac) {
+            bad.push(ImportError::Field {
                 line,
                 field: "mac",
                 problem: format!("{} is already on line {first}", phone.mac),
             });
+            continue;
         }
+        first_line_of.insert(phone.mac, line);
         phones.push(phone);
     }
+    bad.into_result()?;
     Ok(phones)
 }
 

@@ -5,6 +5,7 @@
 //! (served over HTTP) and, optionally, [`write_generation`] (a folder for another server).
 //! No probing and no SQL here.
 
+pub mod export;
 pub mod fetch;
 pub mod generation;
 pub mod import;
@@ -16,8 +17,9 @@ pub mod render_dir;
 pub mod sites;
 mod templates;
 
+pub use export::write_phones_csv;
 pub use generation::{Generation, Generations, PhoneFile, RenderError};
-pub use import::{parse_phones_csv, ImportError, CSV_HEADER, CSV_REQUIRED_COLUMNS};
+pub use import::{parse_phones_csv, ImportError, CSV_HEADER, CSV_REQUIRED_COLUMNS, MAX_REPORTED_ROWS};
 pub use mac::{Mac, MacError};
 pub use names::{FileName, ModelCode, YEALINK_MODEL_CODES};
 pub use phone::{Phone, PhoneError, UnknownVendor, Vendor};

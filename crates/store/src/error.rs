@@ -72,6 +72,15 @@ pub enum StoreError {
     /// a time out of range, a missing row that every save writes).
     #[error("corrupt row in {table}.{column}: {detail}")]
     Corrupt { table: &'static str, column: &'static str, detail: String },
+
+    /// [`Store::remove_phones`](crate::Store::remove_phones) was asked for phones the
+    /// inventory does not hold: nothing was removed, so that a typo never half-applies.
+    #[error("not in the inventory: {}; nothing removed", list_macs(.macs))]
+    UnknownPhones { macs: Vec<switchback_provisioning::Mac> },
+}
+
+fn list_macs(macs: &[switchback_provisioning::Mac]) -> String {
+    macs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 impl StoreError {

@@ -268,6 +268,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// without one (a seven-column CSV, or an empty cell) clears the stored one (NULL).
     async fn import_phones(&self, phones: &[Phone]) -> Result<PhoneImport, StoreError>;
 
+    /// Removes exactly these phones (a MAC given twice counts once), with their fetch
+    /// records, in one transaction, and answers how many went. When any is not in the
+    /// inventory none is removed: [`StoreError::UnknownPhones`] names every unknown one.
+    /// The inventory's count drops, so [`phones_revision`](Store::phones_revision) changes
+    /// and a running switchback renders without them.
+    async fn remove_phones(&self, macs: &[switchback_provisioning::Mac]) -> Result<u64, StoreError>;
+
     /// The whole inventory, ordered by MAC.
     async fn phones(&self) -> Result<Vec<Phone>, StoreError>;
 

@@ -28,7 +28,7 @@ use crate::{
     StoredEvent, VantageCheck,
 };
 use switchback_provisioning::fetch::PhoneFetch;
-use switchback_provisioning::Phone;
+use switchback_provisioning::{Mac, Phone};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -352,6 +352,12 @@ impl Store for SqlStore {
         let mut tx = self.begin_write().await?;
         let result = phones::upsert(tx.conn(), list, Utc::now()).await;
         tx.finish(result, "commit phone import").await
+    }
+
+    async fn remove_phones(&self, macs: &[Mac]) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let result = phones::remove(tx.conn(), macs).await;
+        tx.finish(result, "commit phone removal").await
     }
 
     async fn phones(&self) -> Result<Vec<Phone>, StoreError> {

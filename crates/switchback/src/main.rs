@@ -4,14 +4,16 @@
 mod alerts;
 mod check;
 mod demo;
+mod inventory;
 mod phones;
 mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use switchback_core::Config;
+use switchback_provisioning::Mac;
 
 /// Disaster-failover orchestrator for a VoIP provider.
 #[derive(Debug, Parser)]
@@ -64,6 +66,14 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Print a shell completion script to stdout, e.g.
+    /// `switchback completions bash > /etc/bash_completion.d/switchback`.
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout, e.g. `switchback man | man -l -`.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,15 +95,61 @@ enum PhonesCommand {
         #[arg(value_name = "PHONES.csv")]
         csv: PathBuf,
     },
+    /// List the inventory without any credential: MAC, vendor, model, display name, user
+    /// id and each phone's latest stored fetch (time, generation, source).
+    List {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Only phones not seen for more than three phones.poll_interval (or never).
+        #[arg(long)]
+        stale: bool,
+        #[arg(long, value_enum, default_value_t = inventory::Format::Table)]
+        format: inventory::Format,
+    },
+    /// Write the inventory as a CSV in the import format, so that `phones import` of it
+    /// gives the same inventory. It holds every SIP password: without --output it goes
+    /// to stdout.
+    Export {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Write to this new file, readable by its owner only (0600), instead of stdout.
+        #[arg(long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// Replace --output if it exists (otherwise an existing file is refused).
+        #[arg(long, requires = "output")]
+        force: bool,
+    },
+    /// Remove phones (any MAC spelling the import takes), all or none: if any MAC is not
+    /// in the inventory nothing is removed, they are named, and the exit code is 1.
+    Remove {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(value_name = "MAC", required = true, value_parser = Mac::parse)]
+        macs: Vec<Mac>,
+    },
 }
 
-/// Exit code for a primary service found down by `check`, or a webhook refusing `alerts test`.
+/// Exit code for a primary service found down by `check`, a webhook refusing `alerts
+/// test`, or a MAC unknown to `phones remove`.
 const EXIT_PRIMARY_DOWN: u8 = 1;
 /// Exit code for a bad config or any other failure (clap uses the same for bad usage).
 const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "switchback", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => fail(&anyhow::Error::new(err).context("cannot write the manual page")),
+            };
+        }
+        _ => {}
+    }
     init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -111,6 +167,17 @@ fn main() -> ExitCode {
             Command::Phones { command: PhonesCommand::Import { config, csv } } => {
                 phones::import(load(&config)?, &csv).await.map(|()| ExitCode::SUCCESS)
             }
+            Command::Phones { command: PhonesCommand::List { config, stale, format } } => {
+                inventory::list(load(&config)?, stale, format).await.map(|()| ExitCode::SUCCESS)
+            }
+            Command::Phones { command: PhonesCommand::Export { config, output, force } } => {
+                inventory::export(load(&config)?, output.as_deref(), force).await.map(|()| ExitCode::SUCCESS)
+            }
+            Command::Phones { command: PhonesCommand::Remove { config, macs } } => {
+                let all_known = inventory::remove(load(&config)?, &macs).await?;
+                Ok(if all_known { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PRIMARY_DOWN) })
+            }
+            Command::Completions { .. } | Command::Man => Ok(ExitCode::SUCCESS),
             Command::Render { config, out } => {
                 phones::render_to(load(&config)?, &out).await.map(|()| ExitCode::SUCCESS)
             }

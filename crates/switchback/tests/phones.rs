@@ -1,6 +1,7 @@
 //! Phones end to end: `switchback phones import` (all or nothing, errors that name the
-//! line and the field), a running `switchback run` picking up an import, and how phone
-//! files are served: strict names and a plain 404 for everything else, ETags that are the
+//! line and the field, every bad row at once), `phones list`, `export` and `remove`, a
+//! running `switchback run` picking up an import or a removal, and how phone files are
+//! served: strict names and a plain 404 for everything else, ETags that are the
 //! MD5 a Yealink phone compares, `If-None-Match` answered with 304.
 //!
 //! Nothing here depends on the sites' health: the sites are addresses where nothing
@@ -297,4 +298,252 @@ async fn wait_pointing_changed(running: &Running, phone: &TestPhone, was: &phone
     })
     .await
     .unwrap();
+}
+
+// ---- phones list, export, remove; several bad rows; completions and man ----------------
+
+/// `switchback ARGS…` to its end.
+async fn cli(args: &[&str]) -> switchback_tests::switchback::CheckRun {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    switchback_tests::switchback::one_shot(BINARY, &args).await.unwrap()
+}
+
+/// `switchback phones COMMAND --config FILE ARGS…`, which must exit `code`.
+async fn phones_cli(config: &std::path::Path, command: &str, args: &[&str], code: i32) -> String {
+    let config = config.to_str().unwrap();
+    let run = cli(&[&["phones", command, "--config", config], args].concat()).await;
+    assert_eq!(run.code, Some(code), "phones {command} {args:?}:\n{}{}", run.stdout, run.stderr);
+    if code == 0 {
+        run.stdout
+    } else {
+        run.stderr
+    }
+}
+
+/// A config whose store holds `phones`, imported through the CLI.
+async fn with_phones(phones: &[TestPhone]) -> switchback_tests::switchback::TestConfig {
+    let config = offline_config().write().unwrap();
+    let csv = write_file(config.dir(), "phones.csv", &phones_csv(phones)).unwrap();
+    let run = phones_import(BINARY, config.path(), &csv).await.unwrap();
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    config
+}
+
+/// Stores a fetch of `mac` `ago` before now, as a running switchback's flush would.
+async fn record_fetch(config: &switchback_tests::switchback::TestConfig, mac: &str, ago: Duration) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}", config.store_path().display());
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let at = now_micros() - i64::try_from(ago.as_micros()).unwrap();
+    sqlx::query(
+        "INSERT INTO phone_fetches (mac, vendor, at, generation, source, user_agent, fetches) \
+         VALUES ($1, 'yealink', $2, 7, '10.0.0.9', 'Yealink SIP-T46S 66.86.0.15', 1)",
+    )
+    .bind(mac)
+    .bind(at)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+}
+
+fn now_micros() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    i64::try_from(now.as_micros()).unwrap()
+}
+
+#[tokio::test]
+async fn phones_list_shows_no_credential_in_every_format_and_stale_ones_alone() {
+    let phones = sample_phones();
+    let config = with_phones(&phones).await;
+    // Phone 0 fetched just now, phone 1 ten minutes ago (three poll intervals are 3 min).
+    record_fetch(&config, &phones[0].mac, Duration::from_secs(1)).await;
+    record_fetch(&config, &phones[1].mac, Duration::from_secs(600)).await;
+    let path = config.path();
+
+    let table = phones_cli(path, "list", &[], 0).await;
+    eprintln!("{table}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), phones.len() + 1, "{table}");
+    assert!(lines[0].starts_with("MAC") && lines[0].contains("LAST FETCH"), "{table}");
+    let row = lines.iter().find(|l| l.starts_with(&phones[0].mac)).unwrap();
+    assert!(row.contains("Desk 1") && row.contains("2001") && row.contains("10.0.0.9"), "{row}");
+    // Columns line up: every row's second column starts where the header's does.
+    let vendor_at = lines[0].find("VENDOR").unwrap();
+    assert!(lines[1..]
+        .iter()
+        .all(|l| l[vendor_at..].starts_with("yealink") || l[vendor_at..].starts_with("linksys")));
+
+    let csv = phones_cli(path, "list", &["--format", "csv"], 0).await;
+    let mut rows = csv.lines();
+    assert_eq!(rows.next(), Some("mac,vendor,model,display_name,user_id,last_fetch,generation,source"));
+    assert_eq!(rows.count(), phones.len());
+    assert!(csv.contains("\"Lobby & Co <main>, \"\"front\"\"\""), "{csv}");
+
+    let json = phones_cli(path, "list", &["--format", "json"], 0).await;
+    let listed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), phones.len());
+    let first = listed.iter().find(|p| p["mac"] == phones[0].mac.as_str()).unwrap();
+    assert_eq!(
+        (&first["user_id"], &first["last_fetch"]["generation"]),
+        (&"2001".into(), &7.into()),
+        "{first}"
+    );
+    assert_eq!(first["last_fetch"]["source"], "10.0.0.9");
+    assert!(listed.iter().filter(|p| p["last_fetch"].is_null()).count() == phones.len() - 2, "{json}");
+
+    for output in [&table, &csv, &json] {
+        for phone in &phones {
+            assert!(!output.contains(&phone.password) && !output.contains(&phone.auth_id), "{output}");
+        }
+    }
+
+    // Stale: never seen, or last seen more than three poll intervals ago.
+    let stale = phones_cli(path, "list", &["--stale", "--format", "json"], 0).await;
+    let stale: Vec<String> = serde_json::from_str::<serde_json::Value>(&stale)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["mac"].as_str().unwrap().to_owned())
+        .collect();
+    let mut expected: Vec<String> = phones[1..].iter().map(|p| p.mac.clone()).collect();
+    expected.sort();
+    assert_eq!(stale, expected);
+
+    // No store: refused, and none is created.
+    let empty = offline_config().write().unwrap();
+    let err = phones_cli(empty.path(), "list", &[], 2).await;
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!empty.store_path().exists(), "list created a store");
+}
+
+#[tokio::test]
+async fn an_export_imported_elsewhere_reproduces_the_inventory_byte_for_byte() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut phones = sample_phones();
+    phones[2] = phones[2].clone().with_prov_password("Xk4-9qZ_r!");
+    let config = with_phones(&phones).await;
+    let exported = phones_cli(config.path(), "export", &[], 0).await;
+    let header = "mac,vendor,model,display_name,user_id,auth_id,password,prov_password\n";
+    assert!(exported.starts_with(header), "{exported}");
+    assert_eq!(exported.lines().count(), phones.len() + 1);
+    assert!(exported.contains(&phones[0].password), "an export carries the SIP passwords");
+
+    // Into a fresh store, then exported from there: the same bytes.
+    let elsewhere = offline_config().write().unwrap();
+    let file = write_file(elsewhere.dir(), "exported.csv", &exported).unwrap();
+    let run = phones_import(BINARY, elsewhere.path(), &file).await.unwrap();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(phones_cli(elsewhere.path(), "export", &[], 0).await, exported);
+    // Imported back where it came from, it changes nobody's fields.
+    let run = phones_import(BINARY, config.path(), &file).await.unwrap();
+    assert!(run.stdout.contains(&format!("0 added, {} updated", phones.len())), "{}", run.stdout);
+    assert_eq!(phones_cli(config.path(), "export", &[], 0).await, exported);
+
+    // --output: a new file, owner-only; never over an existing one without --force.
+    let out = config.dir().join("out.csv");
+    let out_arg = out.to_str().unwrap();
+    phones_cli(config.path(), "export", &["--output", out_arg], 0).await;
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), exported);
+    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+    std::fs::write(&out, "kept").unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = phones_cli(config.path(), "export", &["--output", out_arg], 2).await;
+    assert!(err.contains("exists") && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "kept");
+    phones_cli(config.path(), "export", &["--output", out_arg, "--force"], 0).await;
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), exported);
+    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+    let help = cli(&["phones", "export", "--help"]).await.stdout;
+    assert!(help.contains("stdout") && help.contains("SIP password"), "{help}");
+}
+
+#[tokio::test]
+async fn phones_remove_takes_any_spelling_and_removes_none_when_one_is_unknown() {
+    let phones = sample_phones();
+    let running = Running::start(BINARY, &offline_config(), &phones).await.unwrap();
+    let path = running.config.path();
+    let (a, b) = (&phones[0], &phones[3]);
+    assert_eq!(running.get(&a.path()).await.unwrap().status, 200);
+
+    // An unknown MAC among known ones: nothing removed, the unknown one named, exit 1.
+    let err = phones_cli(path, "remove", &[&a.mac, "00:15:65:99:99:FF", &b.mac], 1).await;
+    assert!(err.contains("0015659999ff") && err.contains("nothing removed"), "{err}");
+    assert!(!err.contains(&a.mac), "a known MAC is named unknown: {err}");
+    assert_eq!(phones_cli(path, "list", &["--format", "csv"], 0).await.lines().count(), phones.len() + 1);
+    // A MAC that is no MAC: refused before the store is touched.
+    let err = phones_cli(path, "remove", &[&a.mac, "00156512zz"], 2).await;
+    assert!(err.contains("00156512zz"), "{err}");
+
+    let spelled_a = a.mac.as_bytes().chunks(2).map(|p| std::str::from_utf8(p).unwrap()).collect::<Vec<_>>();
+    let colons = spelled_a.join(":").to_uppercase();
+    let dashes =
+        b.mac.as_bytes().chunks(2).map(|p| std::str::from_utf8(p).unwrap()).collect::<Vec<_>>().join("-");
+    let out = phones_cli(path, "remove", &[&colons, &dashes, &a.mac], 0).await;
+    assert!(out.starts_with("removed 2 phones"), "{out}");
+    let listed = phones_cli(path, "list", &["--format", "csv"], 0).await;
+    assert_eq!(listed.lines().count(), phones.len() - 1, "{listed}");
+    assert!(!listed.contains(&a.mac) && !listed.contains(&b.mac), "{listed}");
+
+    // The running switchback notices (the inventory's count dropped) and stops serving them.
+    until("the removed phones no longer served", IMPORT_NOTICED_WITHIN * 3, || async {
+        let gone = running.get(&a.path()).await.ok()?.status == 404
+            && running.get(&b.path()).await.ok()?.status == 404;
+        gone.then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(running.get(&phones[1].path()).await.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn an_import_reports_every_bad_row_and_stores_nothing() {
+    let phones = sample_phones();
+    let config = with_phones(&phones).await;
+    let before = phones_cli(config.path(), "export", &[], 0).await;
+    let csv = format!(
+        "{HEADER}{NEW_PHONE_ROW}\
+         00156512zzzz,yealink,T46S,X,1,1,p\n\
+         {},polycom,VVX,X,1,1,p\n\
+         001565000abc,yealink,T46S\n\
+         00-15-65-99-00-01,linksys,SPA504G,X,1,1,p\n\
+         001565000abd,yealink,T46S,X,,1,p\n",
+        phones[0].mac
+    );
+    let path = write_file(config.dir(), "bad.csv", &csv).unwrap();
+    let run = phones_import(BINARY, config.path(), &path).await.unwrap();
+    eprintln!("{}", run.stderr);
+    assert_eq!(run.code, Some(2), "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("nothing imported") && run.stderr.contains("5 bad rows"), "{}", run.stderr);
+    for expected in [
+        "line 3, field mac",
+        "line 4, field vendor: unknown vendor `polycom`",
+        "line 5: has 3 fields, the header has 7",
+        "line 6, field mac: 001565990001 is already on line 2",
+        "line 7, field user_id: must not be empty",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected} not reported:\n{}", run.stderr);
+    }
+    assert_eq!(
+        phones_cli(config.path(), "export", &[], 0).await,
+        before,
+        "a rejected file changed the store"
+    );
+}
+
+#[tokio::test]
+async fn completions_and_the_manual_page() {
+    let bash = cli(&["completions", "bash"]).await;
+    assert_eq!(bash.code, Some(0), "{}", bash.stderr);
+    assert!(bash.stdout.contains("phones") && bash.stdout.contains("remove"), "{}", bash.stdout);
+    for shell in ["zsh", "fish"] {
+        let run = cli(&["completions", shell]).await;
+        assert!(run.code == Some(0) && run.stdout.contains("phones"), "{shell}: {}", run.stderr);
+    }
+    let man = cli(&["man"]).await;
+    assert_eq!(man.code, Some(0), "{}", man.stderr);
+    assert!(man.stdout.lines().any(|l| l.starts_with(".TH switchback")), "{}", man.stdout);
 }

@@ -68,6 +68,9 @@ fn the_shipped_example_config_loads() {
     let config = Config::parse(text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.monitor.interval, Duration::from_secs(300));
     assert_eq!(config.phones.poll_interval, Duration::from_secs(60));
+    // The token comes from SWITCHBACK_ADMIN_TOKEN in the unit's EnvironmentFile, never
+    // from a file operators copy around.
+    assert!(!text.lines().any(|l| l.trim_start().starts_with("admin_token")), "an inline admin_token");
 }
 
 #[test]

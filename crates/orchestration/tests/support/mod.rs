@@ -336,6 +336,10 @@ impl Store for FaultyStore {
         self.write_fault()?;
         self.on_store_runtime(self.inner.import_phones(phones))
     }
+    async fn remove_phones(&self, macs: &[Mac]) -> Result<u64, StoreError> {
+        self.write_fault()?;
+        self.on_store_runtime(self.inner.remove_phones(macs))
+    }
     async fn phones(&self) -> Result<Vec<Phone>, StoreError> {
         self.on_store_runtime(self.inner.phones())
     }

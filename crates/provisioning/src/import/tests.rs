@@ -267,3 +267,44 @@ fn more_rows_than_the_limit_are_refused_naming_the_first_line_over() {
     assert_eq!(err, "line 5: more than 3 phones in one file (import it in parts)");
     assert_eq!(crate::limits::CSV_ROWS, 1_000_000);
 }
+
+#[test]
+fn every_bad_row_is_reported_with_its_line_in_one_error() {
+    let mut bytes = HEADER.as_bytes().to_vec();
+    bytes.extend_from_slice(
+        concat!(
+            "0015651234ab,yealink,,,1001,,\n",
+            "zz,yealink,,,1002,,\n",
+            "0015651234ac,polycom,,,1003,,\n",
+            "0015651234ad,yealink,,,1004,,\n",
+            "0015651234ae,yealink\n",
+            "00:15:65:12:34:AB,linksys,,,1005,,\n",
+        )
+        .as_bytes(),
+    );
+    bytes.extend_from_slice(b"0015651234af,yealink,,Caf\xe9,1006,,\n0015651234b0,yealink,,,,,\n");
+    let err = parse_phones_csv(bytes.as_slice()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(
+        err,
+        "6 bad rows:\n\
+         line 3, field mac: `zz`: `z` is not a hex digit\n\
+         line 4, field vendor: unknown vendor `polycom` (use `yealink` or `linksys`)\n\
+         line 6: has 2 fields, the header has 7\n\
+         line 7, field mac: 0015651234ab is already on line 2\n\
+         line 8, field display_name: is not valid UTF-8\n\
+         line 9, field user_id: must not be empty"
+    );
+}
+
+#[test]
+fn past_fifty_bad_rows_the_rest_are_counted() {
+    let body: String =
+        (0..crate::MAX_REPORTED_ROWS + 7).map(|n| format!("00156512{n:04x},yealink,,,,,\n")).collect();
+    let err = error(&format!("0015651234ab,yealink,,,1001,,\n{body}"));
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines[0], "57 bad rows:");
+    assert_eq!(lines[1], "line 3, field user_id: must not be empty");
+    assert_eq!(lines[50], "line 52, field user_id: must not be empty");
+    assert_eq!(lines[51], "and 7 more");
+    assert_eq!(lines.len(), 52);
+}

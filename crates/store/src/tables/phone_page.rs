@@ -55,6 +55,8 @@ pub struct ListedPhone {
     pub vendor: Vendor,
     pub model: String,
     pub display_name: String,
+    /// The SIP user (extension): not a credential.
+    pub user_id: String,
     /// `None`: no fetch of this phone has been stored.
     pub fetch: Option<ListedFetch>,
 }
@@ -74,6 +76,7 @@ struct Row {
     vendor: String,
     model: String,
     display_name: String,
+    user_id: String,
     at: Option<i64>,
     generation: Option<i64>,
     source: Option<String>,
@@ -122,7 +125,8 @@ pub(crate) async fn page(conn: &mut AnyConnection, query: &PhoneQuery) -> Result
     let filter = Filter::of(query);
     let n = filter.binds.len();
     let sql = format!(
-        "SELECT p.mac, p.vendor, p.model, p.display_name, f.at, f.generation, f.source, f.user_agent \
+        "SELECT p.mac, p.vendor, p.model, p.display_name, p.user_id, \
+         f.at, f.generation, f.source, f.user_agent \
          {FROM}{} ORDER BY p.mac LIMIT ${} OFFSET ${}",
         filter.clause,
         n + 1,
@@ -190,6 +194,7 @@ impl Row {
             vendor: Column::new(PHONES, "vendor").parse(&self.vendor)?,
             model: self.model,
             display_name: self.display_name,
+            user_id: self.user_id,
             fetch,
         })
     }

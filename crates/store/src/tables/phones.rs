@@ -1,6 +1,6 @@
 //! `phones` (the inventory) and `phone_fetches` (each phone's latest fetch).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
@@ -62,6 +62,54 @@ pub(crate) async fn upsert(
         .map_err(StoreError::query("save phone"))?;
     }
     Ok(report)
+}
+
+/// MACs per statement of a removal: far below SQLite's and PostgreSQL's parameter limits.
+const MACS_PER_STATEMENT: usize = 500;
+
+/// Removes exactly `macs` and their fetch records, or nothing when any is unknown; the
+/// caller's transaction makes it all or nothing. Answers how many phones went.
+pub(crate) async fn remove(conn: &mut AnyConnection, macs: &[Mac]) -> Result<u64, StoreError> {
+    let wanted: BTreeSet<Mac> = macs.iter().copied().collect();
+    let wanted: Vec<(Mac, String)> = wanted.into_iter().map(|mac| (mac, mac.to_string())).collect();
+    let mut known = HashSet::new();
+    for chunk in wanted.chunks(MACS_PER_STATEMENT) {
+        let sql = format!("SELECT mac FROM phones WHERE mac IN ({})", placeholders(chunk.len()));
+        let mut select = sqlx::query_as::<_, (String,)>(&sql);
+        for (_, mac) in chunk {
+            select = select.bind(mac.as_str());
+        }
+        let found = select.fetch_all(&mut *conn).await.map_err(StoreError::query("look up phones"))?;
+        known.extend(found.into_iter().map(|(mac,)| mac));
+    }
+    let unknown: Vec<Mac> =
+        wanted.iter().filter(|(_, text)| !known.contains(text)).map(|(mac, _)| *mac).collect();
+    if !unknown.is_empty() {
+        return Err(StoreError::UnknownPhones { macs: unknown });
+    }
+    let mut removed = 0;
+    for chunk in wanted.chunks(MACS_PER_STATEMENT) {
+        let list = placeholders(chunk.len());
+        // No foreign key ties a fetch record to its phone (fetches of unknown MACs are
+        // recorded too), so both tables are cleared by hand.
+        for (table, what) in [(FETCHES, "remove phone fetches"), (PHONES, "remove phones")] {
+            let sql = format!("DELETE FROM {table} WHERE mac IN ({list})");
+            let mut delete = sqlx::query(&sql);
+            for (_, mac) in chunk {
+                delete = delete.bind(mac.as_str());
+            }
+            let done = delete.execute(&mut *conn).await.map_err(StoreError::query(what))?;
+            if table == PHONES {
+                removed += done.rows_affected();
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// `$1, $2, …, $n`.
+fn placeholders(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 #[derive(FromRow)]
