@@ -196,3 +196,31 @@ async fn every_api_path_answers_json_an_unknown_one_404_a_wrong_method_405_with_
     assert!(allow(&login).contains("POST"), "{}", allow(&login));
     unmoved(&app);
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_any_case_and_a_missing_token_is_named_in_api_words() {
+    use axum::http::StatusCode;
+    let app = TestApp::start(2).await;
+    let get = |authorization: Option<String>| {
+        let mut request = Request::get("/api/events");
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        request.body(Body::empty()).unwrap_or_else(|e| panic!("{e}"))
+    };
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = app.send(get(Some(format!("{scheme} {TOKEN}")))).await;
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+    let response = app.send(post("/api/routes/sip/pause", Some(&format!("bearer {TOKEN}")), None)).await;
+    assert_eq!(response.status(), StatusCode::OK, "an action with `bearer`");
+    assert_eq!(app.engine.borrow().route(Route::Sip).mode, switchback_core::Mode::Paused);
+
+    let missing = app.send(get(None)).await;
+    assert_eq!(missing.headers().get("www-authenticate").map(|v| v.as_bytes()), Some(&b"Bearer"[..]));
+    let error = json_error(missing, 401, "no token").await;
+    assert!(error.starts_with("missing token: send Authorization: Bearer <token>"), "{error}");
+    let error = json_error(app.send(post("/api/routes/sip/resume", None, None)).await, 401, "no token").await;
+    assert!(error.starts_with("missing token: send Authorization: Bearer <token>"), "{error}");
+    assert!(!error.contains("log in"), "{error}");
+}
