@@ -16,7 +16,7 @@ use switchback_core::config::DatabaseConfig;
 use tokio::time::{timeout_at, Instant};
 use url::Url;
 
-use crate::probe::{io_failure, with_retries, Failure, Outcome, ProbeSettings};
+use crate::probe::{io_failure, unresolved, with_retries, Failure, Outcome, ProbeSettings};
 
 /// Server messages can be long (MariaDB adds hints); a reason is a short line.
 const MAX_REASON: usize = 120;
@@ -30,6 +30,7 @@ async fn attempt(config: &DatabaseConfig, deadline: Instant) -> Outcome {
     let raw = config.url.expose_secret();
     let url = Url::parse(raw).map_err(|_| Failure::Error("bad database url".to_owned()))?;
     let password = url.password().map(str::to_owned);
+    let host = url.host_str().map(str::to_owned);
     let outcome = match url.scheme() {
         "postgres" | "postgresql" => {
             let options = PgConnectOptions::from_url(&url).map_err(|_| bad_url())?;
@@ -48,7 +49,18 @@ async fn attempt(config: &DatabaseConfig, deadline: Instant) -> Outcome {
         }
         other => Err(Failure::Error(format!("unsupported database scheme {other}"))),
     };
-    outcome.map_err(|failure| scrub(failure, password.as_deref()))
+    outcome.map_err(|failure| scrub(named_host(failure, host.as_deref()), password.as_deref()))
+}
+
+/// What the system resolver says of a name it cannot resolve, as drivers pass it on.
+const LOOKUP_FAILED: &str = "failed to lookup address information";
+
+/// A driver's failed name lookup in the words the other probes use.
+fn named_host(failure: Failure, host: Option<&str>) -> Failure {
+    match (failure, host) {
+        (Failure::Error(text), Some(host)) if text.starts_with(LOOKUP_FAILED) => unresolved(host),
+        (failure, _) => failure,
+    }
 }
 
 fn bad_url() -> Failure {
@@ -158,6 +170,30 @@ mod tests {
         };
         assert_eq!(text.chars().count(), MAX_REASON);
         assert!(text.ends_with('…'));
+    }
+
+    #[test]
+    fn a_driver_failing_to_resolve_says_it_as_the_other_probes_do() {
+        let io = std::io::Error::other("failed to lookup address information: Name or service not known");
+        let failure = failure(sqlx::Error::Io(io));
+        assert_eq!(named_host(failure, Some("db1.chi.example.net")), unresolved("db1.chi.example.net"));
+        let other = Failure::Error("password authentication failed".to_owned());
+        assert_eq!(named_host(other.clone(), Some("db1")), other);
+    }
+
+    #[tokio::test]
+    async fn a_database_host_that_does_not_resolve_is_named() {
+        let settings = ProbeSettings { timeout: std::time::Duration::from_secs(5), retries: 0 };
+        for url in [
+            "postgres://mon:pw@db1.switchback-test.invalid/voip",
+            "mysql://mon@db1.switchback-test.invalid/voip",
+        ] {
+            let config = DatabaseConfig { url: url.into() };
+            match select_one(&config, &settings).await {
+                Err(Failure::Timeout) => {} // no resolver answered in time
+                other => assert_eq!(other, Err(unresolved("db1.switchback-test.invalid")), "{url}"),
+            }
+        }
     }
 
     #[test]

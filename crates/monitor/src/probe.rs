@@ -109,11 +109,15 @@ pub(crate) async fn resolve(host: &str, port: u16, deadline: Instant) -> Result<
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     match timeout_at(deadline, tokio::net::lookup_host((bare, port))).await {
         Err(_) => Err(Failure::Timeout),
-        Ok(Err(_)) => Err(Failure::Unreachable(format!("cannot resolve {bare}"))),
-        Ok(Ok(mut addrs)) => {
-            addrs.next().ok_or_else(|| Failure::Unreachable(format!("no address for {bare}")))
-        }
+        Ok(Err(_)) => Err(unresolved(bare)),
+        Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| unresolved(bare)),
     }
+}
+
+/// The one reason for a name that gives no address, whichever probe (or driver) looked
+/// it up: `cannot resolve host sip1.chi.example.net`.
+pub(crate) fn unresolved(host: &str) -> Failure {
+    Failure::Unreachable(format!("cannot resolve host {host}"))
 }
 
 /// The failure a socket error stands for.
@@ -140,7 +144,7 @@ mod tests {
         assert_eq!(Failure::Status(503).to_string(), "status 503");
         assert_eq!(Failure::BadResponse.to_string(), "bad response");
         assert_eq!(Failure::WrongTransaction.to_string(), "wrong transaction");
-        assert_eq!(Failure::Unreachable("cannot resolve x".into()).to_string(), "cannot resolve x");
+        assert_eq!(unresolved("sip1.example.net").to_string(), "cannot resolve host sip1.example.net");
     }
 
     #[test]
@@ -149,6 +153,20 @@ mod tests {
         let settings = ProbeSettings::from(&monitor);
         assert_eq!(settings, ProbeSettings { timeout: Duration::from_millis(300), retries: 4 });
         assert_eq!(settings.budget(), Duration::from_millis(1500));
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_said_one_way() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        match resolve("sip1.switchback-test.invalid", 5060, deadline).await {
+            Err(Failure::Timeout) => {} // no resolver answered in time
+            other => assert_eq!(other, Err(unresolved("sip1.switchback-test.invalid"))),
+        }
+        let bracketed = resolve("[sip1.switchback-test.invalid]", 5060, deadline).await;
+        assert!(
+            matches!(&bracketed, Err(Failure::Timeout))
+                || bracketed == Err(unresolved("sip1.switchback-test.invalid"))
+        );
     }
 
     #[test]

@@ -105,14 +105,16 @@ impl Auth {
                 Some(Bearer::Admin) => Ok(actor_of(headers)),
                 Some(Bearer::Read) => Err(ApiError::Forbidden("the read token cannot act".into())),
                 None if self.admin.is_none() => Err(actions_off()),
-                None => Err(ApiError::Unauthorized("invalid token".into())),
+                None => Err(invalid(value)),
             };
         }
         let Some(session) = self.session(headers) else {
             return Err(if self.admin.is_none() {
                 actions_off()
-            } else {
+            } else if from_dashboard(headers) {
                 ApiError::Unauthorized("log in, or send Authorization: Bearer with the admin token".into())
+            } else {
+                ApiError::Unauthorized(format!("{MISSING_TOKEN} (the admin token)"))
             });
         };
         let csrf = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -128,15 +130,17 @@ impl Auth {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             return match self.check_bearer(value, source)? {
                 Some(_) => Ok(()),
-                None => Err(ApiError::Unauthorized("invalid token".into())),
+                None => Err(invalid(value)),
             };
         }
         if self.session(headers).is_some() {
             return Ok(());
         }
-        Err(ApiError::Unauthorized(
-            "log in, or send Authorization: Bearer with the admin or the read token".into(),
-        ))
+        Err(ApiError::Unauthorized(if from_dashboard(headers) {
+            "log in, or send Authorization: Bearer with the admin or the read token".into()
+        } else {
+            format!("{MISSING_TOKEN} (the admin or the read token)")
+        }))
     }
 
     /// Which token an `Authorization` header carries; `None` (a failure, counted) when it
@@ -231,6 +235,24 @@ impl Auth {
 
     fn failures(&self) -> MutexGuard<'_, Failures> {
         self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// What an API call without credentials is told.
+const MISSING_TOKEN: &str = "missing token: send Authorization: Bearer <token>";
+
+/// Whether a request without a live session comes from the dashboard (a session cookie
+/// that ended, or the page's CSRF header): it is told to log in, a script to send a token.
+fn from_dashboard(headers: &HeaderMap) -> bool {
+    session_id(headers).is_some() || headers.contains_key(CSRF_HEADER)
+}
+
+/// A wrong `Authorization` header: a wrong token, or not a bearer token at all.
+fn invalid(value: &HeaderValue) -> ApiError {
+    if value.to_str().ok().and_then(bearer_token).is_some() {
+        ApiError::Unauthorized("invalid token".into())
+    } else {
+        ApiError::Unauthorized("invalid Authorization header: send Authorization: Bearer <token>".into())
     }
 }
 
@@ -443,6 +465,38 @@ mod tests {
             let headers = with(&[("authorization", &format!("{scheme} {ADMIN}"))]);
             assert_eq!(auth.authorize_action(&headers, ip(1)).unwrap(), "api", "{scheme}");
         }
+    }
+
+    #[test]
+    fn a_script_without_a_token_is_told_to_send_one_the_dashboard_to_log_in() {
+        let auth = auth();
+        fn said<T: std::fmt::Debug>(result: Result<T, ApiError>) -> String {
+            result.unwrap_err().to_string()
+        }
+        let none = HeaderMap::new();
+        assert_eq!(
+            said(auth.authorize_read(&none, ip(1))),
+            "missing token: send Authorization: Bearer <token> (the admin or the read token)"
+        );
+        assert_eq!(
+            said(auth.authorize_action(&none, ip(1))),
+            "missing token: send Authorization: Bearer <token> (the admin token)"
+        );
+        // A session that ended, or the page's CSRF header without a cookie: the dashboard.
+        for headers in
+            [with(&[("cookie", "sb_session=ended0123456789")]), with(&[(CSRF_HEADER, "0123456789abcdef")])]
+        {
+            assert!(said(auth.authorize_read(&headers, ip(1))).starts_with("log in, or send"), "{headers:?}");
+            assert!(
+                said(auth.authorize_action(&headers, ip(1))).starts_with("log in, or send"),
+                "{headers:?}"
+            );
+        }
+        // A wrong token, and a header that is no bearer token at all.
+        assert_eq!(said(auth.authorize_read(&bearer("wrong-token-0123456789"), ip(2))), "invalid token");
+        let basic = with(&[("authorization", &format!("Basic {ADMIN}"))]);
+        let refused = said(auth.authorize_action(&basic, ip(3)));
+        assert_eq!(refused, "invalid Authorization header: send Authorization: Bearer <token>");
     }
 
     #[test]

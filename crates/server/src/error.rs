@@ -1,7 +1,7 @@
 //! The API's one error type: a JSON body `{"error": "…"}` with the right status.
 //! 5xx details are logged, never shown to the client.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -16,6 +16,9 @@ pub enum ApiError {
     /// Valid credentials that may not do this (the read token asked to act).
     #[error("{0}")]
     Forbidden(String),
+    /// A known path asked with a method it does not take (the `Allow` header lists those).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
     /// Too many failed logins or wrong tokens from the source within a minute.
@@ -41,6 +44,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_)
@@ -68,5 +72,33 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         }
         response
+    }
+}
+
+/// Whether `uri` is under `/api`, where every answer is JSON.
+fn is_api(uri: &Uri) -> bool {
+    let path = uri.path();
+    path == "/api" || path.starts_with("/api/")
+}
+
+/// A path no route matches: JSON 404 under `/api`, plain text elsewhere (phones and
+/// scanners get no JSON).
+pub async fn not_found(uri: Uri) -> Response {
+    if is_api(&uri) {
+        ApiError::NotFound("no such API endpoint; GET /api/openapi.json lists them".to_owned())
+            .into_response()
+    } else {
+        crate::prov::not_found().await
+    }
+}
+
+/// A known path asked with another method: 405, with a JSON body under `/api`. The router
+/// adds the `Allow` header.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    if is_api(&uri) {
+        let message = format!("{method} is not allowed here; the Allow header lists the methods that are");
+        ApiError::MethodNotAllowed(message).into_response()
+    } else {
+        StatusCode::METHOD_NOT_ALLOWED.into_response()
     }
 }

@@ -125,7 +125,8 @@ pub fn router(state: AppState, extra: Router, shutdown: &CancellationToken) -> R
         .route("/metrics", get(metrics::scrape))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .fallback(prov::not_found)
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(Served { app: state, live })
         .merge(phone_files)
         .merge(extra);

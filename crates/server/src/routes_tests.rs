@@ -144,3 +144,83 @@ async fn phone_files_answer_by_exact_name_with_an_etag_and_nothing_else() {
         assert_eq!(app.get(&wrong).await.status(), StatusCode::NOT_FOUND, "{wrong}");
     }
 }
+
+#[tokio::test]
+async fn every_api_path_answers_json_an_unknown_one_404_a_wrong_method_405_with_allow() {
+    use axum::http::StatusCode;
+    let app = TestApp::start(2).await;
+    for path in ["/api", "/api/", "/api/statuss", "/api/routes", "/api/routes/stun/", "/api/phones/x/y"] {
+        let error = json_error(app.get(path).await, 404, path).await;
+        assert!(error.contains("/api/openapi.json"), "{path}: {error}");
+    }
+    let bearer = format!("Bearer {TOKEN}");
+    let error = json_error(app.send(post("/api/nothing", Some(&bearer), None)).await, 404, "POST").await;
+    assert!(!error.contains(TOKEN), "{error}");
+    // Outside /api an unknown path stays plain text.
+    let plain = app.get("/nothing").await;
+    assert_eq!(plain.status(), StatusCode::NOT_FOUND);
+    let content_type = plain.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(!content_type.contains("json"), "{content_type}");
+
+    let allow = |response: &Response<Body>| {
+        response.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+    };
+    let wrong: [(Request<Body>, &str); 4] = [
+        (post("/api/status", Some(&bearer), None), "GET"),
+        (
+            Request::get("/api/routes/sip/failover").body(Body::empty()).unwrap_or_else(|e| panic!("{e}")),
+            "POST",
+        ),
+        (
+            Request::put("/api/provisioning/blocks").body(Body::empty()).unwrap_or_else(|e| panic!("{e}")),
+            "GET",
+        ),
+        (
+            Request::get("/api/provisioning/blocks/192.0.2.1")
+                .body(Body::empty())
+                .unwrap_or_else(|e| panic!("{e}")),
+            "DELETE",
+        ),
+    ];
+    for (request, allowed) in wrong {
+        let what = format!("{} {}", request.method(), request.uri());
+        let response = app.send(request).await;
+        let allowed_header = allow(&response);
+        assert!(allowed_header.contains(allowed), "{what}: Allow `{allowed_header}`");
+        let error = json_error(response, 405, &what).await;
+        assert!(error.contains("Allow"), "{what}: {error}");
+    }
+    // Outside /api a wrong method keeps its empty 405, with Allow.
+    let login = app.get("/login").await;
+    assert_eq!(login.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(allow(&login).contains("POST"), "{}", allow(&login));
+    unmoved(&app);
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_any_case_and_a_missing_token_is_named_in_api_words() {
+    use axum::http::StatusCode;
+    let app = TestApp::start(2).await;
+    let get = |authorization: Option<String>| {
+        let mut request = Request::get("/api/events");
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        request.body(Body::empty()).unwrap_or_else(|e| panic!("{e}"))
+    };
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = app.send(get(Some(format!("{scheme} {TOKEN}")))).await;
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+    let response = app.send(post("/api/routes/sip/pause", Some(&format!("bearer {TOKEN}")), None)).await;
+    assert_eq!(response.status(), StatusCode::OK, "an action with `bearer`");
+    assert_eq!(app.engine.borrow().route(Route::Sip).mode, switchback_core::Mode::Paused);
+
+    let missing = app.send(get(None)).await;
+    assert_eq!(missing.headers().get("www-authenticate").map(|v| v.as_bytes()), Some(&b"Bearer"[..]));
+    let error = json_error(missing, 401, "no token").await;
+    assert!(error.starts_with("missing token: send Authorization: Bearer <token>"), "{error}");
+    let error = json_error(app.send(post("/api/routes/sip/resume", None, None)).await, 401, "no token").await;
+    assert!(error.starts_with("missing token: send Authorization: Bearer <token>"), "{error}");
+    assert!(!error.contains("log in"), "{error}");
+}

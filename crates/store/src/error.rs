@@ -47,6 +47,14 @@ pub enum StoreError {
     )]
     Missing { url: String },
 
+    /// The SQLite file's folder does not exist (a fresh machine): nothing creates it.
+    #[error(
+        "the folder {folder} of the store {url} does not exist: create it, owned by the user switchback \
+         runs as (`install -d -o switchback -g switchback -m 0750 {folder}`), or set \
+         `StateDirectory=switchback` in its systemd unit"
+    )]
+    NoFolder { url: String, folder: String },
+
     /// switchback's tables are in another PostgreSQL schema than the connection's
     /// current one (a changed search path): nothing is created beside them.
     #[error(

@@ -63,6 +63,9 @@ impl SqlStore {
     /// Connects, prepares the connection settings and applies the embedded migrations.
     pub(crate) async fn open(url: &str, create: Create) -> Result<Self, StoreError> {
         let url = StoreUrl::parse(url)?;
+        if let Some(file) = url.sqlite_file() {
+            sqlite_file::check_folder(&file, &url.redacted)?;
+        }
         if let Some(file) = url.sqlite_file().filter(|_| create == Create::Never) {
             if !file.path.exists() {
                 return Err(StoreError::Missing { url: url.redacted.clone() });

@@ -23,6 +23,21 @@ pub(crate) struct SqliteFile {
 #[cfg(unix)]
 const MODE: u32 = 0o600;
 
+/// Refuses a file whose folder does not exist, naming the folder: SQLite would only say
+/// it cannot open the file. `url` is the redacted store URL, for messages.
+pub(crate) fn check_folder(file: &SqliteFile, url: &str) -> Result<(), StoreError> {
+    let Some(folder) = file.path.parent().filter(|folder| !folder.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    match fs::metadata(folder) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            Err(StoreError::NoFolder { url: url.to_owned(), folder: folder.display().to_string() })
+        }
+        // Anything else (a file in its place, no permission) the open reports.
+        _ => Ok(()),
+    }
+}
+
 /// Creates the file (when it may) and narrows it and its `-wal` and `-shm` files to 0600.
 /// `url` is the redacted store URL, for messages.
 pub(crate) fn secure(file: &SqliteFile, url: &str) -> Result<(), StoreError> {
@@ -183,8 +198,17 @@ mod tests {
     fn a_missing_folder_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing/store.db");
-        let err = secure(&SqliteFile { path, create: true }, "sqlite://missing/store.db").unwrap_err();
-        assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
+        let file = SqliteFile { path: path.clone(), create: true };
+        let err = check_folder(&file, "sqlite://missing/store.db").unwrap_err();
+        let folder = dir.path().join("missing").display().to_string();
+        assert!(matches!(&err, StoreError::NoFolder { folder: f, .. } if *f == folder), "{err:?}");
+        let said = err.to_string();
+        assert!(said.contains(&format!("the folder {folder} of the store")), "{said}");
+        assert!(said.contains("StateDirectory=switchback") && said.contains("install -d"), "{said}");
+        let err = secure(&file, "sqlite://missing/store.db").unwrap_err();
         assert!(err.to_string().contains("cannot create"), "{err}");
+        // A folder that exists, and a bare file name (the working directory), pass.
+        check_folder(&SqliteFile { path: dir.path().join("store.db"), create: true }, "x").unwrap();
+        check_folder(&SqliteFile { path: "store.db".into(), create: true }, "x").unwrap();
     }
 }

@@ -196,8 +196,24 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 }
 
 fn fail(err: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {err:#}");
+    eprintln!("error: {}", said_once(err));
     ExitCode::from(EXIT_ERROR)
+}
+
+/// The error and its causes joined by `: `, leaving out a cause whose text the message
+/// already holds (`cannot read config file X: No such file…` has its I/O error in it).
+fn said_once(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain().map(ToString::to_string) {
+        if message.contains(&cause) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&cause);
+    }
+    message
 }
 
 fn init_tracing() {
@@ -211,5 +227,23 @@ fn init_tracing() {
         builder.json().with_current_span(true).with_span_list(true).init();
     } else {
         builder.with_ansi(colour).init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let missing = Config::load(std::path::Path::new("/nonexistent-switchback/x.toml"));
+        let Err(err) = missing.map_err(anyhow::Error::new) else { panic!("a missing file loaded") };
+        assert_eq!(
+            said_once(&err),
+            "cannot read config file /nonexistent-switchback/x.toml: No such file or directory (os error 2)"
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "address in use");
+        let err = anyhow::Error::new(io).context("cannot listen on 127.0.0.1:8080");
+        assert_eq!(said_once(&err), "cannot listen on 127.0.0.1:8080: address in use");
     }
 }

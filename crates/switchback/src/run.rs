@@ -95,16 +95,25 @@ pub async fn serve(
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.store.url.expose_secret();
-    switchback_store::connect(url).await.with_context(|| format!("cannot open the store {}", redact_url(url)))
+    switchback_store::connect(url).await.map_err(|err| naming_the_store(url, err))
 }
 
 /// The config's store, which must exist already: nothing is created in place of a
 /// store that went missing.
 pub async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.store.url.expose_secret();
-    switchback_store::connect_existing(url)
-        .await
-        .with_context(|| format!("cannot open the store {}", redact_url(url)))
+    switchback_store::connect_existing(url).await.map_err(|err| naming_the_store(url, err))
+}
+
+/// A store that could not be opened, named once: most of the store's errors name it
+/// already, the others get `cannot open the store URL` in front.
+fn naming_the_store(url: &str, err: switchback_store::StoreError) -> anyhow::Error {
+    let redacted = redact_url(url);
+    if err.to_string().contains(&redacted) {
+        anyhow::Error::new(err)
+    } else {
+        anyhow::Error::new(err).context(format!("cannot open the store {redacted}"))
+    }
 }
 
 /// The HTTPS listener's files, read now so that a bad one stops the start.

@@ -22,7 +22,7 @@ pub struct ClusterConfig {
     /// Where this instance probes from; instances at one place share it.
     pub vantage: String,
     /// How long a leader leads without renewing: a dead leader is replaced within it.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub lease: Duration,
     /// Vantages that must see a service down before it counts as down.
     pub quorum: u32,

@@ -69,7 +69,7 @@ pub struct ServerConfig {
 pub struct StoreConfig {
     pub url: SecretString,
     /// How long check history is kept (an extension).
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration::deserialize")]
     pub check_retention: Duration,
 }
 
@@ -82,16 +82,16 @@ pub struct RenderConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MonitorConfig {
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration::deserialize")]
     pub interval: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration::deserialize")]
     pub timeout: Duration,
     pub retries: u32,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration::deserialize")]
     pub recheck_interval: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration::deserialize")]
     pub failover_after: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration::deserialize")]
     pub failback_after: Duration,
     pub auto_failback: bool,
 }
@@ -99,7 +99,7 @@ pub struct MonitorConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PhonesConfig {
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration::deserialize")]
     pub poll_interval: Duration,
 }
 
@@ -255,14 +255,58 @@ impl Default for PhonesConfig {
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("config key `{key}`: {problem}")]
-    Invalid { key: String, problem: String },
+    /// The text is not TOML. `file` is `None` for text parsed without a file.
+    #[error("{}line {line}, column {column}: {problem}", file_prefix(file.as_deref()))]
+    Syntax { file: Option<PathBuf>, line: usize, column: usize, problem: String },
+    /// A key with a wrong type or value; `line` where the parser knows it.
+    #[error("config key `{key}`{}: {problem}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
+    Invalid { key: String, problem: String, line: Option<usize> },
+}
+
+/// `config file PATH, ` or `config `: what a syntax error's place starts with.
+fn file_prefix(file: Option<&Path>) -> String {
+    file.map_or_else(|| "config ".to_owned(), |file| format!("config file {}, ", file.display()))
 }
 
 impl ConfigError {
     fn invalid(key: impl Into<String>, problem: impl fmt::Display) -> Self {
-        Self::Invalid { key: key.into(), problem: problem.to_string() }
+        Self::Invalid { key: key.into(), problem: problem.to_string(), line: None }
     }
+
+    /// The error of a config read from `path`: a syntax error names the file.
+    fn in_file(self, path: &Path) -> Self {
+        match self {
+            Self::Syntax { file: None, line, column, problem } => {
+                Self::Syntax { file: Some(path.to_owned()), line, column, problem }
+            }
+            other => other,
+        }
+    }
+
+    /// A deserializer's error: a syntax error (no key, a place in the text) or a key's.
+    fn from_toml(text: &str, err: serde_path_to_error::Error<toml::de::Error>) -> Self {
+        let key = err.path().to_string();
+        let err = err.into_inner();
+        // toml's messages run over lines ("invalid table header\nexpected `.`, `]`").
+        let problem = err.message().trim().lines().map(str::trim).collect::<Vec<_>>().join("; ");
+        let place = err.span().map(|span| line_and_column(text, span.start));
+        match (key.as_str(), place) {
+            (".", Some((line, column))) => Self::Syntax { file: None, line, column, problem },
+            (".", None) => Self::Invalid { key: "(top level)".to_owned(), problem, line: None },
+            _ => Self::Invalid { key, problem, line: place.map(|(line, _)| line) },
+        }
+    }
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
 }
 
 impl Config {
@@ -270,7 +314,7 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let mut config = Self::parse(&text)?;
+        let mut config = Self::parse(&text).map_err(|err| err.in_file(path))?;
         if let Ok(token) = std::env::var(ADMIN_TOKEN_ENV) {
             if !token.is_empty() {
                 validate_token(ADMIN_TOKEN_ENV, &token)?;
@@ -283,11 +327,8 @@ impl Config {
     /// Parses and validates config text (no environment overrides).
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let deserializer = toml::Deserializer::new(text);
-        let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
-            let key = err.path().to_string();
-            let problem = err.into_inner().message().to_owned();
-            ConfigError::invalid(if key == "." { "(top level)".to_owned() } else { key }, problem)
-        })?;
+        let mut config: Config = serde_path_to_error::deserialize(deserializer)
+            .map_err(|err| ConfigError::from_toml(text, err))?;
         config.validate()?;
         if let Some(cluster) = &mut config.cluster {
             cluster.complete(config.store.url.expose_secret())?;
@@ -611,6 +652,8 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+mod duration;
 
 mod provisioning;
 pub use provisioning::{ProvisioningAuth, ProvisioningConfig, SCAN_WINDOW};

@@ -45,7 +45,7 @@ pub struct ProvisioningConfig {
     /// Bad phone-file requests from one source within [`SCAN_WINDOW`] before it is blocked.
     pub scan_limit: u32,
     /// How long a blocked source gets 403 for every phone file.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub block_for: Duration,
 }
 

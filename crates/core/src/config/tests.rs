@@ -327,3 +327,76 @@ fn a_cluster_fills_its_defaults_and_checks_its_keys() {
         assert!(err.contains(&format!("`{culprit}")), "{keys}: {err}");
     }
 }
+
+#[test]
+fn a_syntax_error_names_the_line_and_the_column() {
+    let text = format!("{GOOD}\n[monitor\nretries = 1\n");
+    let line = text.lines().position(|l| l == "[monitor").unwrap() + 1;
+    let err = error_of(&text);
+    assert!(err.starts_with(&format!("config line {line}, column 9: invalid table header")), "{err}");
+    assert!(!err.contains('\n'), "one line: {err}");
+    // Read from a file, it names the file too.
+    let path = std::env::temp_dir().join(format!("switchback-syntax-{}.toml", std::process::id()));
+    std::fs::write(&path, &text).unwrap();
+    let err = Config::load(&path).unwrap_err().to_string();
+    std::fs::remove_file(&path).unwrap();
+    assert!(
+        err.starts_with(&format!(
+            "config file {}, line {line}, column 9: invalid table header",
+            path.display()
+        )),
+        "{err}"
+    );
+    let twice = error_of("a = 1\na = 2\n");
+    assert!(twice.starts_with("config line 2, column 1: duplicate key `a`"), "{twice}");
+}
+
+#[test]
+fn a_wrong_value_names_its_key_and_line_and_a_rule_only_its_key() {
+    let text = GOOD.replace("retries = 2", "retries = \"two\"");
+    let line = text.lines().position(|l| l.starts_with("retries")).unwrap() + 1;
+    assert_eq!(
+        error_of(&text),
+        format!("config key `monitor.retries` (line {line}): invalid type: string \"two\", expected u32")
+    );
+    let role = GOOD.replace("role = \"backup\"", "role = \"standby\"");
+    assert!(error_of(&role).starts_with("config key `sites[1].role` (line "), "{}", error_of(&role));
+    // A rule checked after parsing knows no line: the key alone, as before.
+    let retries = GOOD.replace("retries = 2", "retries = 11");
+    assert_eq!(error_of(&retries), "config key `monitor.retries`: at most 10 extra attempts");
+}
+
+#[test]
+fn a_bad_duration_says_what_a_duration_looks_like() {
+    let hint = "use a number and a unit, such as \"30s\", \"5m\" or \"1h30m\"";
+    for (value, said) in
+        [("\"five minutes\"", "invalid duration \"five minutes\""), ("\"5\"", "invalid duration \"5\"")]
+    {
+        let err = error_of(&GOOD.replace("interval = \"5m\"", &format!("interval = {value}")));
+        assert!(err.starts_with("config key `monitor.interval` (line "), "{err}");
+        assert!(err.ends_with(&format!("{said}: {hint}")), "{err}");
+    }
+    let bare = error_of(&GOOD.replace("interval = \"5m\"", "interval = 300"));
+    assert!(bare.ends_with("invalid duration 300: a quoted number with a unit, such as \"300s\""), "{bare}");
+    for (table, key) in [
+        ("[provisioning]\nblock_for = \"forever\"", "provisioning.block_for"),
+        ("[store]\ncheck_retention = \"a week\"", "store.check_retention"),
+    ] {
+        let err = error_of(&patch_config(table));
+        assert!(err.contains(&format!("`{key}`")) && err.ends_with(hint), "{err}");
+    }
+    let lease = clustered("lease = \"soon\"").unwrap_err().to_string();
+    assert!(lease.contains("`cluster.lease`") && lease.ends_with(hint), "{lease}");
+    // humantime's spellings still load.
+    let spelled = GOOD.replace("interval = \"5m\"", "interval = \"1h 30m\"");
+    assert_eq!(Config::parse(&spelled).unwrap().monitor.interval, Duration::from_secs(5400));
+}
+
+#[test]
+fn a_missing_file_is_named_once() {
+    let err = Config::load(Path::new("/nonexistent-switchback/x.toml")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot read config file /nonexistent-switchback/x.toml: No such file or directory (os error 2)"
+    );
+}
