@@ -163,6 +163,12 @@ pub struct Interval {
     pub to: DateTime<Utc>,
 }
 
+/// How an event reads, as the API and the dashboard show it: its label and one-line summary.
+pub fn describe(event: &switchback_core::Event, names: &SiteNames) -> (&'static str, String) {
+    let view = EventView::new(0, event.clone(), names);
+    (view.label, view.summary)
+}
+
 /// `90s`, `30m`, `24h`, `7d`, `1w`: a whole number and a unit.
 pub fn parse_window(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();

@@ -5,6 +5,7 @@ mod alerts;
 mod check;
 mod demo;
 mod phones;
+mod report;
 mod run;
 
 use std::path::PathBuf;
@@ -56,6 +57,16 @@ enum Command {
     Phones {
         #[command(subcommand)]
         command: PhonesCommand,
+    },
+    /// A post-incident review of the last `--since` (at most 7d), read from the store:
+    /// each failover's detection, failover, phone convergence and failback times, and
+    /// the events. Changes nothing and never creates a store.
+    Report {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// How far back: 90m, 24h, 7d.
+        #[arg(long, value_name = "WINDOW", default_value = "24h")]
+        since: String,
     },
     /// Render the current generation of phone files to a folder, to inspect it.
     Render {
@@ -110,6 +121,9 @@ fn main() -> ExitCode {
             }
             Command::Phones { command: PhonesCommand::Import { config, csv } } => {
                 phones::import(load(&config)?, &csv).await.map(|()| ExitCode::SUCCESS)
+            }
+            Command::Report { config, since } => {
+                report::report(load(&config)?, &since).await.map(|()| ExitCode::SUCCESS)
             }
             Command::Render { config, out } => {
                 phones::render_to(load(&config)?, &out).await.map(|()| ExitCode::SUCCESS)
