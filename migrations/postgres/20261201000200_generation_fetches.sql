@@ -5,7 +5,8 @@
 -- (Store::record_fetches, same transaction) and never updated: the convergence curve of
 -- a generation and the report's 50/95/100 % times. `first_at` is the fetch log's folded
 -- record, so it may be up to one flush (2 s) later than the phone's very first fetch.
--- 100,000 phones add 100,000 rows per generation: a few per failover, not per poll.
+-- 100,000 phones add 100,000 rows per generation: a few per failover, not per poll;
+-- pruned with the check history (store.check_retention) once a later generation started.
 CREATE TABLE generation_fetches (
     generation BIGINT NOT NULL,
     mac TEXT NOT NULL,

@@ -865,6 +865,15 @@ async fn first_fetches_of_each_generation_make_its_convergence(db: StoreDb) {
     assert_eq!((none.started_at, none.steps.len()), (None, 0));
     let started = store.generations_since(event(2).at).await.unwrap();
     assert_eq!(started.iter().map(|g| g.generation).collect::<Vec<_>>(), [2]);
+
+    // Pruning forgets generation 1's fetches once generation 2 started before the
+    // cutoff, and keeps the current generation's however old.
+    store.prune_checks(event(2).at).await.unwrap();
+    assert_eq!(store.generation_convergence(1).await.unwrap().steps.len(), 1, "1 was current then");
+    store.prune_checks(Utc::now()).await.unwrap();
+    assert_eq!(store.generation_convergence(1).await.unwrap().steps.len(), 0);
+    assert_eq!(store.generation_convergence(2).await.unwrap().steps.len(), 3);
+    assert_eq!(store.generation_convergence(1).await.unwrap().started_at, Some(event(1).at));
 }
 
 async fn events_since_oldest_first(db: StoreDb) {

@@ -297,9 +297,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The generations started at or after `since`, oldest first.
     async fn generations_since(&self, since: DateTime<Utc>) -> Result<Vec<GenerationStart>, StoreError>;
 
-    /// Deletes check results older than `older_than`, and in a group the operator
-    /// actions finished and the instances last seen before it; returns how many check
-    /// results went.
+    /// Deletes check results older than `older_than`, the first fetches of generations
+    /// that ended before it, and in a group the operator actions finished and the
+    /// instances last seen before it; returns how many check results went.
     async fn prune_checks(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Adds new phones and updates known ones (by MAC), all in one transaction. A known

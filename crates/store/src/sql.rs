@@ -404,6 +404,7 @@ impl Store for SqlStore {
     async fn prune_checks(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
         let pruned = checks::prune(&self.pool, older_than).await?;
         cluster::prune(&self.pool, older_than).await?;
+        generations::prune(&self.pool, older_than).await?;
         Ok(pruned)
     }
 

@@ -68,6 +68,21 @@ pub(crate) async fn convergence(pool: &AnyPool, generation: u64) -> Result<Conve
     })
 }
 
+/// Forgets the first fetches of generations that ended before `older_than` (a later one
+/// had started by then); the generation current at `older_than` and every later one keep
+/// theirs, however old, and every generation keeps its start.
+pub(crate) async fn prune(pool: &AnyPool, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM generation_fetches WHERE generation < \
+         (SELECT MAX(generation) FROM generations WHERE started_at < $1)",
+    )
+    .bind(micros(older_than))
+    .execute(pool)
+    .await
+    .map_err(StoreError::query("prune first fetches of old generations"))?;
+    Ok(done.rows_affected())
+}
+
 /// The generations started at or after `since`, oldest first.
 pub(crate) async fn since(pool: &AnyPool, since: DateTime<Utc>) -> Result<Vec<GenerationStart>, StoreError> {
     let rows: Vec<(i64, i64)> = sqlx::query_as(
