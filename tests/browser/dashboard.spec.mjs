@@ -372,6 +372,7 @@ async function run() {
   });
   await screenshot('narrow', false);
   await screenshot('narrow-full');
+  await page.getByTestId('pictures').screenshot({ path: join(ARTIFACTS, 'narrow-pictures.png') });
   await page.setViewportSize({ width: 1280, height: 900 });
 
   // 7. Log out: the login form is back, the buttons are gone.

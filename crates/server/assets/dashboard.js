@@ -443,8 +443,11 @@
     ROUTES.forEach((name, i) => {
       const y = top + i * row;
       parts.push(svg('text', { x: left - 6, y: y + 15, 'text-anchor': 'end' }, name));
-      for (const band of timeline.routes[name] || []) {
-        const width = Math.max(1, x(band.to) - x(band.from));
+      // A short outage on a long window would be thinner than a pixel: bands off the
+      // primary are at least 3 units wide, drawn over the primary ones.
+      const bands = (timeline.routes[name] || []).slice().sort((a, b) => (a.state === 'primary' ? 0 : 1) - (b.state === 'primary' ? 0 : 1));
+      for (const band of bands) {
+        const width = Math.max(band.state === 'primary' ? 1 : 3, x(band.to) - x(band.from));
         const rect = svg('rect', {
           class: `band state-${band.state}`, x: x(band.from), y, width, height: row - 8, 'data-testid': `band-${name}`,
         });
