@@ -311,6 +311,24 @@ async function run() {
     return { ok: generation > firstGeneration && current === total, seen: { generation, current, total } };
   });
   log(`sip on ${backupSite}; convergence went ${seen.join(' → ')} of ${total}`);
+  // The pictures: the new generation's curve, a path per vendor that rose, and sip's
+  // failed-over band on the timeline.
+  const failoverGeneration = await text('generation');
+  await expectText('curve-generation', failoverGeneration);
+  await until('a convergence curve per vendor', async () => {
+    const paths = await page.locator('[data-testid="convergence-curve"] path.curve-line').evaluateAll(
+      (nodes) => nodes.map((n) => ({ vendor: n.dataset.testid, risen: /V/.test(n.getAttribute('d') || '') })),
+    );
+    const vendors = ['curve-yealink', 'curve-linksys'];
+    const ok = vendors.every((v) => paths.some((p) => p.vendor === v && p.risen));
+    return { ok, seen: paths };
+  });
+  if ((await page.getByTestId('curve-poll').count()) !== 1) throw new Error('no poll interval line on the curve');
+  await until('the failover on the timeline', async () => {
+    const bands = await page.locator('[data-testid="band-sip"]').evaluateAll((nodes) => nodes.map((n) => n.getAttribute('class')));
+    const ticks = await page.getByTestId('timeline-event').count();
+    return { ok: bands.some((c) => c.includes('state-failed_over')) && ticks > 0, seen: { bands, ticks } };
+  });
   await screenshot('failed-over');
 
   // 6. The softswitch is mended; the operator brings sip home without waiting out the hold-down.
@@ -385,6 +403,9 @@ async function run() {
     if (layout.length) throw new Error(`at ${width} px: ${layout.slice(0, 8).join('; ')}`);
     log(`layout holds at ${width} px`);
   }
+  // The convergence curve and the timeline at phone width.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.getByTestId('pictures').screenshot({ path: join(ARTIFACTS, 'narrow-pictures.png') });
   await page.setViewportSize({ width: 1280, height: 900 });
 
   // 7. Log out: the login form is back, the buttons are gone.

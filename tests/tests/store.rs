@@ -53,6 +53,8 @@ on_both_backends!(
     only_an_existing_store_opens_without_create,
     phone_page_filters_and_pages_in_mac_order,
     phones_are_removed_all_or_none,
+    first_fetches_of_each_generation_make_its_convergence,
+    events_since_oldest_first,
 );
 
 /// `connect_existing` (what `run` without `--init` uses) refuses a store that was never
@@ -869,4 +871,77 @@ async fn phones_are_removed_all_or_none(db: StoreDb) {
     assert_eq!(store.remove_phones(&macs).await.unwrap(), 1200);
     assert_eq!(store.phones_revision().await.unwrap().count, 3);
     store.close().await;
+}
+
+/// Each phone's first fetch of each generation is kept, per vendor and second, and a
+/// generation starts with the step that made it.
+async fn first_fetches_of_each_generation_make_its_convergence(db: StoreDb) {
+    use switchback_provisioning::fetch::PhoneFetch;
+    use switchback_provisioning::Vendor;
+    let store = open(&db).await;
+    let fetch = |mac: &str, vendor: Vendor, secs: i64, millis: u32, generation: u64| PhoneFetch {
+        mac: mac.parse().unwrap(),
+        vendor,
+        at: at(secs, millis),
+        generation,
+        source: "10.0.0.7".parse().unwrap(),
+        user_agent: "agent".to_owned(),
+        count: 1,
+    };
+    let mut first = EngineState::new(at(0, 0));
+    store.save_step(&first, &[], &[event(1)]).await.unwrap();
+    // A step that moves phones: generation 2 starts at its earliest event.
+    first.generation = 2;
+    store.save_step(&first, &[], &[event(3), event(2)]).await.unwrap();
+    store.save_step(&first, &[], &[event(7)]).await.unwrap();
+    store
+        .record_fetches(&[
+            fetch("001565000001", Vendor::Yealink, 10, 100, 1),
+            fetch("001565000002", Vendor::Yealink, 12, 0, 2),
+            fetch("001565000003", Vendor::Linksys, 12, 900, 2),
+        ])
+        .await
+        .unwrap();
+    // Later fetches of a generation already fetched change nothing; a phone's first of
+    // generation 2 counts in its own second.
+    store
+        .record_fetches(&[
+            fetch("001565000002", Vendor::Yealink, 70, 0, 2),
+            fetch("001565000001", Vendor::Yealink, 12, 500, 2),
+            fetch("001565000004", Vendor::Yealink, 30, 0, 2),
+        ])
+        .await
+        .unwrap();
+    let convergence = store.generation_convergence(2).await.unwrap();
+    assert_eq!(convergence.generation, 2);
+    assert_eq!(convergence.started_at, Some(event(2).at));
+    let steps: Vec<(Vendor, i64, u64)> =
+        convergence.steps.iter().map(|s| (s.vendor, s.second - at(0, 0).timestamp(), s.phones)).collect();
+    assert_eq!(steps, [(Vendor::Linksys, 12, 1), (Vendor::Yealink, 12, 2), (Vendor::Yealink, 30, 1)]);
+    let one = store.generation_convergence(1).await.unwrap();
+    assert_eq!(one.steps.len(), 1);
+    assert_eq!(one.started_at, Some(event(1).at), "the first generation seen starts when first saved");
+    let none = store.generation_convergence(9).await.unwrap();
+    assert_eq!((none.started_at, none.steps.len()), (None, 0));
+    let started = store.generations_since(event(2).at).await.unwrap();
+    assert_eq!(started.iter().map(|g| g.generation).collect::<Vec<_>>(), [2]);
+
+    // Pruning forgets generation 1's fetches once generation 2 started before the
+    // cutoff, and keeps the current generation's however old.
+    store.prune_checks(event(2).at).await.unwrap();
+    assert_eq!(store.generation_convergence(1).await.unwrap().steps.len(), 1, "1 was current then");
+    store.prune_checks(Utc::now()).await.unwrap();
+    assert_eq!(store.generation_convergence(1).await.unwrap().steps.len(), 0);
+    assert_eq!(store.generation_convergence(2).await.unwrap().steps.len(), 3);
+    assert_eq!(store.generation_convergence(1).await.unwrap().started_at, Some(event(1).at));
+}
+
+async fn events_since_oldest_first(db: StoreDb) {
+    let store = open(&db).await;
+    let state = EngineState::new(at(0, 0));
+    let batch: Vec<Event> = (0..10).map(event).collect();
+    store.save_step(&state, &[], &batch).await.unwrap();
+    let since = store.events_since(event(4).at, 3).await.unwrap();
+    let got: Vec<Event> = since.into_iter().map(|e| e.event).collect();
+    assert_eq!(got, (4..7).map(event).collect::<Vec<_>>());
 }

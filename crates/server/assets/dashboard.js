@@ -379,6 +379,145 @@
     el('blocks-none').hidden = rows.length !== 0;
   }
 
+  // ---- pictures: plain SVG, no chart library ----
+
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, String(value));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function titled(node, text) {
+    node.append(svg('title', {}, text));
+    return node;
+  }
+
+  function seconds(value) {
+    if (value >= 5400) return `${Math.round(value / 3600)} h`;
+    if (value >= 120) return `${Math.round(value / 60)} min`;
+    return `${Math.round(value)} s`;
+  }
+
+  /// Phones on the generation against seconds since it started: one step line per
+  /// vendor, the poll interval as a dashed vertical line.
+  function renderCurve(curve) {
+    const chart = el('convergence-curve');
+    if (!chart) return;
+    setText('curve-generation', curve.generation);
+    const [W, H, left, right, top, bottom] = [600, 220, 44, 12, 12, 26];
+    const vendors = Object.entries(curve.by_vendor || {});
+    const lastX = Math.max(0, ...vendors.flatMap(([, v]) => v.points.map((p) => p[0])));
+    const xMax = Math.max(lastX + (curve.bucket_seconds || 1), curve.poll_interval_seconds * 1.25, 10);
+    const yMax = Math.max(1, ...vendors.map(([, v]) => v.total), ...vendors.flatMap(([, v]) => v.points.map((p) => p[1])));
+    const x = (s) => left + (Math.min(s, xMax) / xMax) * (W - left - right);
+    const y = (n) => H - bottom - (n / yMax) * (H - top - bottom);
+    const parts = [
+      svg('line', { class: 'axis', x1: left, y1: y(0), x2: W - right, y2: y(0) }),
+      svg('line', { class: 'axis', x1: left, y1: y(0), x2: left, y2: top }),
+      svg('text', { x: left - 4, y: y(0), 'text-anchor': 'end' }, '0'),
+      svg('text', { x: left - 4, y: y(yMax) + 9, 'text-anchor': 'end' }, String(yMax)),
+      svg('text', { x: left, y: H - 8 }, '0 s'),
+      svg('text', { x: W - right, y: H - 8, 'text-anchor': 'end' }, seconds(xMax)),
+    ];
+    const poll = curve.poll_interval_seconds;
+    parts.push(
+      titled(svg('line', { class: 'poll-line', x1: x(poll), y1: y(0), x2: x(poll), y2: top, 'data-testid': 'curve-poll' }),
+        `poll interval: ${poll} s`),
+      svg('text', { x: x(poll) + 4, y: top + 10 }, `poll ${seconds(poll)}`),
+    );
+    const legend = [];
+    for (const [vendor, line] of vendors) {
+      let d = `M${x(0).toFixed(1)},${y(0).toFixed(1)}`;
+      for (const [at, phones] of line.points) d += ` H${x(at).toFixed(1)} V${y(phones).toFixed(1)}`;
+      d += ` H${x(xMax).toFixed(1)}`;
+      const got = line.points.length ? line.points[line.points.length - 1][1] : 0;
+      const path = svg('path', { class: `curve-line vendor-${vendor}`, d, 'data-testid': `curve-${vendor}` });
+      parts.push(titled(path, `${vendor}: ${got} of ${line.total}`));
+      const item = make('span', `vendor-${vendor}`);
+      item.append(make('span', 'swatch'), `${vendor} ${got} of ${line.total}`);
+      legend.push(item);
+    }
+    if (!curve.started_at) parts.push(svg('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, 'no phone has fetched it yet'));
+    chart.replaceChildren(...parts);
+    el('curve-legend')?.replaceChildren(...legend);
+  }
+
+  /// Each route's states over the window as coloured bands, the events as ticks.
+  function renderTimeline(timeline) {
+    const chart = el('timeline-chart');
+    if (!chart) return;
+    const [W, left, right, row, top] = [600, 44, 12, 30, 6];
+    const from = Date.parse(timeline.from);
+    const to = Date.parse(timeline.to);
+    const span = Math.max(1, to - from);
+    const x = (iso) => left + ((Math.min(Math.max(Date.parse(iso), from), to) - from) / span) * (W - left - right);
+    const parts = [];
+    ROUTES.forEach((name, i) => {
+      const y = top + i * row;
+      parts.push(svg('text', { x: left - 6, y: y + 15, 'text-anchor': 'end' }, name));
+      // A short outage on a long window would be thinner than a pixel: bands off the
+      // primary are at least 3 units wide, drawn over the primary ones.
+      const bands = (timeline.routes[name] || []).slice().sort((a, b) => (a.state === 'primary' ? 0 : 1) - (b.state === 'primary' ? 0 : 1));
+      for (const band of bands) {
+        const width = Math.max(band.state === 'primary' ? 1 : 3, x(band.to) - x(band.from));
+        const rect = svg('rect', {
+          class: `band state-${band.state}`, x: x(band.from), y, width, height: row - 8, 'data-testid': `band-${name}`,
+        });
+        parts.push(titled(rect, `${name} ${band.state} on ${band.active_site}: ${absolute(band.from)} – ${absolute(band.to)}`));
+      }
+    });
+    const ticksY = top + ROUTES.length * row;
+    for (const event of timeline.events || []) {
+      const at = x(event.at);
+      const tick = svg('line', { class: `tick tone-${event.tone}`, x1: at, x2: at, y1: top, y2: ticksY + 4, 'data-testid': 'timeline-event' });
+      parts.push(titled(tick, `${absolute(event.at)} ${event.label}: ${event.summary}`));
+    }
+    const axisY = ticksY + 8;
+    parts.push(svg('line', { class: 'axis', x1: left, y1: axisY, x2: W - right, y2: axisY }));
+    for (let h = 0; h <= 24; h += 6) {
+      const at = left + (h / 24) * (W - left - right);
+      const label = h === 24 ? 'now' : `-${24 - h} h`;
+      const anchor = h === 0 ? 'start' : h === 24 ? 'end' : 'middle';
+      parts.push(svg('text', { x: at, y: axisY + 14, 'text-anchor': anchor }, label));
+    }
+    chart.setAttribute('viewBox', `0 0 ${W} ${axisY + 20}`);
+    chart.replaceChildren(...parts);
+  }
+
+  /// The pictures need a session. Asked for at once when the generation or a route
+  /// moves; while phones come to the generation, again every PICTURES_MS until the
+  /// store's curve (flushed every 2 s) counts as many phones as the status does; and
+  /// every PICTURES_IDLE_MS regardless, so that the timeline moves on.
+  const PICTURES_MS = 3000;
+  const PICTURES_IDLE_MS = 30000;
+  let picturesMoves = null;
+  let picturesAt = 0;
+  let picturesBehind = true;
+
+  async function pollPictures(status) {
+    if (!loggedIn || !el('convergence-curve')) return;
+    const since = Date.now() - picturesAt;
+    const moved = moves(status) !== picturesMoves;
+    if (!moved && !(picturesBehind && since > PICTURES_MS) && since < PICTURES_IDLE_MS) return;
+    picturesMoves = moves(status);
+    picturesAt = Date.now();
+    const [curve, timeline] = await Promise.all([
+      getSessionJSON(`/api/generations/${encodeURIComponent(status.generation)}/convergence`),
+      getSessionJSON('/api/timeline?since=24h'),
+    ]);
+    if (curve) {
+      renderCurve(curve);
+      const drawn = Object.values(curve.by_vendor || {})
+        .map((v) => (v.points.length ? v.points[v.points.length - 1][1] : 0))
+        .reduce((a, b) => a + b, 0);
+      picturesBehind = drawn < status.phones.on_current_generation;
+    }
+    if (timeline) renderTimeline(timeline);
+  }
+
   // ---- the stream, and the polls ----
 
   const streaming = () => stream !== null && stream.readyState === EventSource.OPEN;
@@ -456,6 +595,7 @@
       if (blocks) renderBlocks(blocks.blocks);
       if (lab) renderLab(lab);
       if (latest) await pollStale(latest);
+      if (latest) await pollPictures(latest);
       answered();
     } catch (err) {
       if (statusPolled()) el('connection').hidden = false;

@@ -112,7 +112,7 @@ pub struct EventsPage {
 const MAX_PAGE: u32 = 500;
 
 /// Whether the caller may read, then the query: a bad query from a stranger is a 401.
-fn authorized<Q>(
+pub(crate) fn authorized<Q>(
     state: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,

@@ -18,6 +18,7 @@ mod middleware;
 mod openapi;
 mod operator;
 mod per_source;
+pub mod pictures;
 pub mod prov;
 mod recent;
 #[cfg(test)]
@@ -118,6 +119,8 @@ pub fn router(state: AppState, extra: Router, shutdown: &CancellationToken) -> R
         .route("/api/events", get(api::events))
         .route("/api/phones", get(api::phones))
         .route("/api/alerts", get(api::alerts))
+        .route("/api/generations/{n}/convergence", get(pictures::convergence))
+        .route("/api/timeline", get(pictures::timeline))
         .route("/api/openapi.json", get(api::openapi))
         .route("/api/routes/{route}/{action}", post(operator::act))
         .route("/api/provisioning/blocks", get(blocks::list))

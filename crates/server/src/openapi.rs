@@ -34,6 +34,8 @@ pub struct AlertCountsDoc {
         crate::api::events,
         crate::api::phones,
         crate::api::alerts,
+        crate::pictures::convergence,
+        crate::pictures::timeline,
         crate::api::openapi,
         crate::operator::act,
         crate::blocks::list,
@@ -179,10 +181,13 @@ mod tests {
             "/api/phones?stale=true&limit=1",
             "/api/alerts",
             "/api/provisioning/blocks",
+            "/api/generations/1/convergence",
+            "/api/timeline?since=2h",
         ] {
             let (status, answer) = get(&app, path).await;
             assert_eq!(status, 200, "{path}: {answer}");
-            let route = path.split('?').next().unwrap();
+            let route = path.split('?').next().unwrap().replace("/1/", "/{n}/");
+            let route = route.as_str();
             check(&doc, "get", route, 200, &answer);
         }
         let (_, events) = get(&app, "/api/events").await;
@@ -259,6 +264,8 @@ mod tests {
             "/api/events",
             "/api/phones",
             "/api/alerts",
+            "/api/generations/{n}/convergence",
+            "/api/timeline",
             "/api/openapi.json",
             "/api/routes/{route}/{action}",
             "/api/provisioning/blocks",

@@ -224,3 +224,119 @@ async fn the_bearer_scheme_is_any_case_and_a_missing_token_is_named_in_api_words
     assert!(error.starts_with("missing token: send Authorization: Bearer <token>"), "{error}");
     assert!(!error.contains("log in"), "{error}");
 }
+
+/// A failover 10 minutes ago: `sip` went failing, then over to the backup (generation 2),
+/// and three of four phones fetched generation 2 since.
+async fn after_a_failover() -> (TestApp, chrono::DateTime<chrono::Utc>) {
+    use switchback_core::{Event, EventKind, Role};
+    use switchback_provisioning::fetch::PhoneFetch;
+    let app = TestApp::start(4).await;
+    let now = app.state.clock.now();
+    // Whole seconds: the store keeps microseconds.
+    let t0 = chrono::DateTime::from_timestamp(now.timestamp() - 600, 0).unwrap_or_else(|| panic!("t0"));
+    let transition = |at, from, to, active| {
+        let mut e = Event::note(at, EventKind::Transition, "monitor", "primary softswitch timeout");
+        e.route = Some(Route::Sip);
+        (e.from, e.to, e.active) = (Some(from), Some(to), Some(active));
+        e
+    };
+    let mut next = app.engine.borrow().clone();
+    let sip = next.routes.get_mut(&Route::Sip).unwrap_or_else(|| panic!("sip"));
+    (sip.state, sip.active, sip.since) = (RouteState::FailedOver, Role::Backup, t0);
+    next.generation = 2;
+    let store = app.state.store.clone();
+    let failing = transition(
+        t0 - chrono::Duration::seconds(30),
+        RouteState::Primary,
+        RouteState::Failing,
+        Role::Primary,
+    );
+    store.save_step(&app.engine.borrow().clone(), &[], &[failing]).await.unwrap_or_else(|e| panic!("{e}"));
+    let over = transition(t0, RouteState::Failing, RouteState::FailedOver, Role::Backup);
+    store.save_step(&next, &[], &[over]).await.unwrap_or_else(|e| panic!("{e}"));
+    app.engine.send_replace(next);
+    let fetch = |n: u64, secs: i64| PhoneFetch {
+        mac: phone(n).mac,
+        vendor: phone(n).vendor,
+        at: t0 + chrono::Duration::seconds(secs),
+        generation: 2,
+        source: "192.0.2.10".parse().unwrap_or_else(|e| panic!("{e}")),
+        user_agent: "phone".to_owned(),
+        count: 1,
+    };
+    store.record_fetches(&[fetch(0, 5), fetch(1, 7), fetch(2, 65)]).await.unwrap_or_else(|e| panic!("{e}"));
+    (app, t0)
+}
+
+async fn read(app: &TestApp, path: &str) -> (u16, Value) {
+    let request = Request::get(path)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = app.send(request).await;
+    (response.status().as_u16(), json(response).await)
+}
+
+#[tokio::test]
+async fn a_generations_convergence_counts_phones_per_vendor_by_seconds_since_it_started() {
+    let (app, t0) = after_a_failover().await;
+    let (status, curve) = read(&app, "/api/generations/2/convergence").await;
+    assert_eq!(status, 200, "{curve}");
+    let started: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(curve["started_at"].clone()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(started, t0, "the step that made the generation started it");
+    assert_eq!(curve["poll_interval_seconds"], 60);
+    assert_eq!(curve["total"], 4);
+    assert_eq!(curve["bucket_seconds"], 1);
+    assert_eq!(curve["by_vendor"]["yealink"]["total"], 2);
+    assert_eq!(curve["by_vendor"]["yealink"]["points"], serde_json::json!([[5, 1], [65, 2]]));
+    assert_eq!(curve["by_vendor"]["linksys"]["points"], serde_json::json!([[7, 1]]));
+    // A generation nobody fetched: no start, no points.
+    let (_, none) = read(&app, "/api/generations/9/convergence").await;
+    assert_eq!(none["started_at"], Value::Null);
+    assert_eq!(none["by_vendor"]["yealink"]["points"], serde_json::json!([]));
+    // Strangers and bad paths.
+    json_error(app.get("/api/generations/2/convergence").await, 401, "no token").await;
+    let (status, _) = read(&app, "/api/generations/two/convergence").await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn the_timeline_shows_each_routes_states_and_the_events_of_its_window() {
+    let (app, t0) = after_a_failover().await;
+    let (status, timeline) = read(&app, "/api/timeline?since=1h").await;
+    assert_eq!(status, 200, "{timeline}");
+    let bands: Vec<(String, String)> = timeline["routes"]["sip"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{timeline}"))
+        .iter()
+        .map(|b| {
+            (b["state"].as_str().unwrap_or("").to_owned(), b["active_site"].as_str().unwrap_or("").to_owned())
+        })
+        .collect();
+    let band = |state: &str, site: &str| (state.to_owned(), site.to_owned());
+    assert_eq!(
+        bands,
+        [band("primary", "chicago"), band("failing", "chicago"), band("failed_over", "virginia")],
+        "{timeline}"
+    );
+    let over: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(timeline["routes"]["sip"][2]["from"].clone())
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(over, t0);
+    assert_eq!(timeline["routes"]["sip"][2]["to"], timeline["to"]);
+    assert_eq!(timeline["routes"]["stun"].as_array().map(Vec::len), Some(1), "{timeline}");
+    assert_eq!(timeline["events"].as_array().map(Vec::len), Some(2));
+    assert_eq!(timeline["events"][1]["label"], "route failed over", "oldest first: {timeline}");
+    assert_eq!(timeline["truncated"], false);
+    // A window that starts after the failover: one band, the state now.
+    let (_, recent) = read(&app, "/api/timeline?since=5m").await;
+    assert_eq!(recent["routes"]["sip"].as_array().map(Vec::len), Some(1), "{recent}");
+    assert_eq!(recent["routes"]["sip"][0]["state"], "failed_over");
+    assert_eq!(recent["events"], serde_json::json!([]));
+    for bad in ["since=8d", "since=soon", "since=0h", "until=1h"] {
+        let (status, body) = read(&app, &format!("/api/timeline?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    json_error(app.get("/api/timeline").await, 401, "no token").await;
+}

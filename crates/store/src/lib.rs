@@ -174,6 +174,34 @@ pub enum RequestOutcome {
     Failed(String),
 }
 
+/// When a generation started (see [`Store::generations_since`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenerationStart {
+    pub generation: u64,
+    pub started_at: DateTime<Utc>,
+}
+
+/// How phones came to a generation: how many first fetched it in each second.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Convergence {
+    pub generation: u64,
+    /// When the step that created it was saved; `None` for a generation older than the
+    /// store's record of starts (a store made before it kept them).
+    pub started_at: Option<DateTime<Utc>>,
+    /// Oldest first; one entry per vendor and whole second in which phones of that
+    /// vendor first fetched the generation.
+    pub steps: Vec<ConvergenceStep>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvergenceStep {
+    pub vendor: switchback_provisioning::Vendor,
+    /// The whole second, Unix time.
+    pub second: i64,
+    /// Phones of `vendor` that first fetched the generation in that second.
+    pub phones: u64,
+}
+
 /// What changed in a group's store, as told by PostgreSQL's NOTIFY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -200,7 +228,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn load_state(&self) -> Result<Option<EngineState>, StoreError>;
 
     /// Persists one step in one transaction: the next state, the round's check results
-    /// and the events, which get increasing ids (returned in order). Either all of it is
+    /// and the events, which get increasing ids (returned in order). A generation the
+    /// store has not seen yet is recorded as started at the step's earliest event (or now). Either all of it is
     /// stored or, on error, none of it.
     async fn save_step(
         &self,
@@ -258,9 +287,19 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// the last id of a page to get the next one.
     async fn events(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
 
-    /// Deletes check results older than `older_than`, and in a group the operator
-    /// actions finished and the instances last seen before it; returns how many check
-    /// results went.
+    /// Up to `limit` events at or after `since`, oldest first.
+    async fn events_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// How phones came to `generation`: per vendor and second, how many first fetched it
+    /// (recorded by [`record_fetches`](Store::record_fetches)), and when it started.
+    async fn generation_convergence(&self, generation: u64) -> Result<Convergence, StoreError>;
+
+    /// The generations started at or after `since`, oldest first.
+    async fn generations_since(&self, since: DateTime<Utc>) -> Result<Vec<GenerationStart>, StoreError>;
+
+    /// Deletes check results older than `older_than`, the first fetches of generations
+    /// that ended before it, and in a group the operator actions finished and the
+    /// instances last seen before it; returns how many check results went.
     async fn prune_checks(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Adds new phones and updates known ones (by MAC), all in one transaction. A known
@@ -290,7 +329,8 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     async fn phones_revision(&self) -> Result<PhonesRevision, StoreError>;
 
-    /// Folds a batch of served files into each phone's latest fetch, in one transaction.
+    /// Folds a batch of served files into each phone's latest fetch, in one transaction,
+    /// and keeps each phone's first fetch of each generation (for the convergence curve).
     async fn record_fetches(&self, fetches: &[PhoneFetch]) -> Result<(), StoreError>;
 
     /// Each phone's latest fetch.

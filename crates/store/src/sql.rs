@@ -18,14 +18,14 @@ use switchback_core::model::{CheckResult, ServiceId};
 
 use crate::error::StoreError;
 use crate::sqlite_file;
-use crate::tables::{checks, cluster, events, outbox, phone_page, phones, state};
+use crate::tables::{checks, cluster, events, generations, outbox, phone_page, phones, state};
 use crate::url::{Backend, StoreUrl};
 use crate::write::WriteTx;
 use crate::Create;
 use crate::{
-    AlertCounts, AlertDelivery, Claim, Enqueue, Fence, FetchRecord, Lease, Listener, NodeSeen,
-    OperatorRequest, OutboxAlert, PhoneImport, PhonePage, PhoneQuery, PhonesRevision, RequestOutcome, Store,
-    StoredEvent, VantageCheck,
+    AlertCounts, AlertDelivery, Claim, Convergence, Enqueue, Fence, FetchRecord, GenerationStart, Lease,
+    Listener, NodeSeen, OperatorRequest, OutboxAlert, PhoneImport, PhonePage, PhoneQuery, PhonesRevision,
+    RequestOutcome, Store, StoredEvent, VantageCheck,
 };
 use switchback_provisioning::fetch::PhoneFetch;
 use switchback_provisioning::{Mac, Phone};
@@ -291,6 +291,8 @@ impl Store for SqlStore {
                 cluster::notify(conn, cluster::STATE_CHANNEL).await?;
             }
             state::save(conn, next).await?;
+            let started = events.iter().map(|e| e.at).min().unwrap_or_else(Utc::now);
+            generations::start(conn, next.generation, started).await?;
             checks::insert(conn, checks, None).await?;
             let ids = events::insert(conn, events).await?;
             outbox::enqueue(conn, &ids, alerts, Utc::now()).await?;
@@ -396,9 +398,22 @@ impl Store for SqlStore {
         events::page(&self.pool, before_id, limit).await
     }
 
+    async fn events_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        events::since(&self.pool, since, limit).await
+    }
+
+    async fn generation_convergence(&self, generation: u64) -> Result<Convergence, StoreError> {
+        generations::convergence(&self.pool, generation).await
+    }
+
+    async fn generations_since(&self, since: DateTime<Utc>) -> Result<Vec<GenerationStart>, StoreError> {
+        generations::since(&self.pool, since).await
+    }
+
     async fn prune_checks(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError> {
         let pruned = checks::prune(&self.pool, older_than).await?;
         cluster::prune(&self.pool, older_than).await?;
+        generations::prune(&self.pool, older_than).await?;
         Ok(pruned)
     }
 

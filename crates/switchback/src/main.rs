@@ -6,6 +6,7 @@ mod check;
 mod demo;
 mod inventory;
 mod phones;
+mod report;
 mod run;
 
 use std::path::PathBuf;
@@ -58,6 +59,16 @@ enum Command {
     Phones {
         #[command(subcommand)]
         command: PhonesCommand,
+    },
+    /// A post-incident review of the last `--since` (at most 7d), read from the store:
+    /// each failover's detection, failover, phone convergence and failback times, and
+    /// the events. Changes nothing and never creates a store.
+    Report {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// How far back: 90m, 24h, 7d.
+        #[arg(long, value_name = "WINDOW", default_value = "24h")]
+        since: String,
     },
     /// Render the current generation of phone files to a folder, to inspect it.
     Render {
@@ -178,6 +189,9 @@ fn main() -> ExitCode {
                 Ok(if all_known { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PRIMARY_DOWN) })
             }
             Command::Completions { .. } | Command::Man => Ok(ExitCode::SUCCESS),
+            Command::Report { config, since } => {
+                report::report(load(&config)?, &since).await.map(|()| ExitCode::SUCCESS)
+            }
             Command::Render { config, out } => {
                 phones::render_to(load(&config)?, &out).await.map(|()| ExitCode::SUCCESS)
             }

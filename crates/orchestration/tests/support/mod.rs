@@ -254,6 +254,15 @@ impl Store for FaultyStore {
     async fn fetch_records_since(&self, after: DateTime<Utc>) -> Result<Vec<FetchRecord>, StoreError> {
         self.on_store_runtime(self.inner.fetch_records_since(after))
     }
+    async fn events_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        self.on_store_runtime(self.inner.events_since(since, limit))
+    }
+    async fn generation_convergence(&self, generation: u64) -> Result<Convergence, StoreError> {
+        self.on_store_runtime(self.inner.generation_convergence(generation))
+    }
+    async fn generations_since(&self, since: DateTime<Utc>) -> Result<Vec<GenerationStart>, StoreError> {
+        self.on_store_runtime(self.inner.generations_since(since))
+    }
     async fn claim_lease(&self, node: &str, lease: Duration) -> Result<Claim, StoreError> {
         self.write_fault()?;
         self.on_store_runtime(self.inner.claim_lease(node, lease))

@@ -55,6 +55,24 @@ pub(crate) async fn page(
     rows.into_iter().map(EventRow::decode).collect()
 }
 
+/// Oldest first: up to `limit` events at or after `since`.
+pub(crate) async fn since(
+    pool: &AnyPool,
+    since: chrono::DateTime<chrono::Utc>,
+    limit: u32,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows: Vec<EventRow> = sqlx::query_as(
+        "SELECT id AS event_id, at, kind, route, service_role, service_kind, from_state, to_state, active, reason, actor \
+         FROM events WHERE at >= $1 ORDER BY id LIMIT $2",
+    )
+    .bind(micros(since))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::query("load events since"))?;
+    rows.into_iter().map(EventRow::decode).collect()
+}
+
 #[derive(FromRow)]
 pub(crate) struct EventRow {
     #[sqlx(rename = "event_id")]

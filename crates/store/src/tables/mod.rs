@@ -5,6 +5,7 @@
 pub(crate) mod checks;
 pub(crate) mod cluster;
 pub(crate) mod events;
+pub(crate) mod generations;
 pub(crate) mod outbox;
 pub(crate) mod phone_page;
 pub(crate) mod phones;

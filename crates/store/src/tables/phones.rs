@@ -1,4 +1,5 @@
-//! `phones` (the inventory) and `phone_fetches` (each phone's latest fetch).
+//! `phones` (the inventory) and `phone_fetches` (each phone's latest fetch), with
+//! `generation_fetches` (each phone's first fetch of each generation) written alongside.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
@@ -91,8 +92,13 @@ pub(crate) async fn remove(conn: &mut AnyConnection, macs: &[Mac]) -> Result<u64
     for chunk in wanted.chunks(MACS_PER_STATEMENT) {
         let list = placeholders(chunk.len());
         // No foreign key ties a fetch record to its phone (fetches of unknown MACs are
-        // recorded too), so both tables are cleared by hand.
-        for (table, what) in [(FETCHES, "remove phone fetches"), (PHONES, "remove phones")] {
+        // recorded too), so every table is cleared by hand; a removed phone leaves the
+        // convergence curves too.
+        for (table, what) in [
+            (FETCHES, "remove phone fetches"),
+            ("generation_fetches", "remove phones' first fetches"),
+            (PHONES, "remove phones"),
+        ] {
             let sql = format!("DELETE FROM {table} WHERE mac IN ({list})");
             let mut delete = sqlx::query(&sql);
             for (_, mac) in chunk {
@@ -218,7 +224,32 @@ pub(crate) async fn record_fetches(
                 .bind(i64::try_from(fetch.count).unwrap_or(i64::MAX));
         }
         query.execute(&mut *conn).await.map_err(StoreError::query("record phone fetches"))?;
+        first_fetches(conn, chunk).await?;
     }
+    Ok(())
+}
+
+/// Keeps when each phone first fetched each generation: a row per (generation, phone),
+/// never updated, so the first flush that saw the phone on the generation holds.
+async fn first_fetches(conn: &mut AnyConnection, chunk: &[(Mac, PhoneFetch)]) -> Result<(), StoreError> {
+    let mut sql = String::from("INSERT INTO generation_fetches (generation, mac, vendor, first_at) VALUES ");
+    for i in 0..chunk.len() {
+        let n = i * 4;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+    }
+    sql.push_str(" ON CONFLICT (generation, mac) DO NOTHING");
+    let mut query = sqlx::query(&sql);
+    for (mac, fetch) in chunk {
+        query = query
+            .bind(signed(fetch.generation))
+            .bind(mac.to_string())
+            .bind(fetch.vendor.as_str())
+            .bind(micros(fetch.at));
+    }
+    query.execute(&mut *conn).await.map_err(StoreError::query("record first fetches of generations"))?;
     Ok(())
 }
 
