@@ -120,6 +120,6 @@ async fn a_report_never_creates_a_store() {
     let config = ConfigBuilder::new(site(), site()).write().unwrap();
     let run = report(config.path(), "24h").await;
     assert_eq!(run.code, Some(2), "{}", run.stdout);
-    assert!(run.stderr.contains("cannot open the store"), "{}", run.stderr);
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
     assert!(!config.store_path().exists(), "nothing was created");
 }
