@@ -55,6 +55,7 @@ on_both_backends!(
     phones_are_removed_all_or_none,
     first_fetches_of_each_generation_make_its_convergence,
     events_since_oldest_first,
+    a_store_opened_to_read_is_never_migrated,
 );
 
 /// `connect_existing` (what `run` without `--init` uses) refuses a store that was never
@@ -944,4 +945,25 @@ async fn events_since_oldest_first(db: StoreDb) {
     let since = store.events_since(event(4).at, 3).await.unwrap();
     let got: Vec<Event> = since.into_iter().map(|e| e.event).collect();
     assert_eq!(got, (4..7).map(event).collect::<Vec<_>>());
+}
+
+/// `report`, `phones list` and `phones export` read a store as it is: one whose schema
+/// lags this binary (upgraded before the service restarted) is refused, named, and left
+/// as it was; an up-to-date one reads.
+async fn a_store_opened_to_read_is_never_migrated(db: StoreDb) {
+    let store = open(&db).await;
+    store.save_step(&mid_failover(), &[], &[]).await.unwrap();
+    store.close().await;
+    let read = switchback_store::connect_to_read(&db.url()).await.unwrap();
+    assert_eq!(read.load_state().await.unwrap(), Some(mid_failover()));
+    read.close().await;
+
+    // The latest migration's record gone: a store one version behind.
+    let latest = "(SELECT MAX(version) FROM _sqlx_migrations)";
+    db.exec(&format!("DELETE FROM _sqlx_migrations WHERE version = {latest}")).await.unwrap();
+    let refused = switchback_store::connect_to_read(&db.url()).await.unwrap_err().to_string();
+    assert!(refused.contains("older schema") && refused.contains("switchback run"), "{refused}");
+    // Still behind: a second read is refused the same way (nothing migrated it).
+    let again = switchback_store::connect_to_read(&db.url()).await.unwrap_err().to_string();
+    assert_eq!(again, refused);
 }

@@ -63,6 +63,18 @@ pub enum StoreError {
     )]
     OtherSchema { url: String, schema: String },
 
+    /// A store opened to read only whose schema is not this binary's.
+    #[error(
+        "the store {url} has {} schema than this switchback; it is read only as it is: {}",
+        if *older { "an older" } else { "a newer" },
+        if *older {
+            "start `switchback run` (the new version) once, which brings it up to date, then try again"
+        } else {
+            "use the switchback version that runs against it"
+        }
+    )]
+    OtherVersion { url: String, older: bool },
+
     /// A leader's write refused: its term no longer holds the lease (another instance
     /// took over while it was paused, cut off or slow).
     #[error("node {node} no longer leads (term {term} was taken over); nothing was written")]

@@ -410,9 +410,20 @@ pub async fn connect_existing(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(sql::SqlStore::open(url, Create::Never).await?))
 }
 
-/// Whether opening a store may create it.
+/// Opens the store named by `url` to read it (`report`, `phones list`, `phones export`):
+/// never creates it, never migrates it (a store whose schema differs from this binary's
+/// is refused, named), never switches a SQLite file's journal mode or permissions. An
+/// operator who upgraded the package before restarting the service can look at a live
+/// store without changing it under the running process.
+pub async fn connect_to_read(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(sql::SqlStore::open(url, Create::ReadOnly).await?))
+}
+
+/// Whether opening a store may create it (and migrate it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Create {
     IfMissing,
     Never,
+    /// Neither create nor migrate nor change anything of the file.
+    ReadOnly,
 }

@@ -66,12 +66,12 @@ impl SqlStore {
         if let Some(file) = url.sqlite_file() {
             sqlite_file::check_folder(&file, &url.redacted)?;
         }
-        if let Some(file) = url.sqlite_file().filter(|_| create == Create::Never) {
+        if let Some(file) = url.sqlite_file().filter(|_| create != Create::IfMissing) {
             if !file.path.exists() {
                 return Err(StoreError::Missing { url: url.redacted.clone() });
             }
         }
-        if let Some(file) = url.sqlite_file() {
+        if let Some(file) = url.sqlite_file().filter(|_| create != Create::ReadOnly) {
             sqlite_file::secure(&file, &url.redacted)?;
         }
         sqlx::any::install_default_drivers();
@@ -96,23 +96,43 @@ impl SqlStore {
             if let Some(schema) = store.schema_elsewhere().await? {
                 return Err(StoreError::OtherSchema { url: store.url.redacted.clone(), schema });
             }
-            if create == Create::Never {
+            if create != Create::IfMissing {
                 return Err(StoreError::Missing { url: store.url.redacted.clone() });
             }
-        }
-        if store.url.backend == Backend::Sqlite && !store.url.in_memory {
-            store.use_wal().await?;
         }
         let migrator = match store.url.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
+        if create == Create::ReadOnly {
+            store.same_schema(migrator).await?;
+            return Ok(store);
+        }
+        if store.url.backend == Backend::Sqlite && !store.url.in_memory {
+            store.use_wal().await?;
+        }
         migrator
             .run(&store.pool)
             .await
             .map_err(|source| StoreError::Migrate { url: store.url.redacted.clone(), source })?;
         tracing::info!(backend = %store.url.backend, url = %store.url.redacted, "store ready");
         Ok(store)
+    }
+
+    /// Refuses a store whose applied migrations are not exactly this binary's: reading it
+    /// could misread it, and migrating it is for `switchback run`.
+    async fn same_schema(&self, migrator: &Migrator) -> Result<(), StoreError> {
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("read the store's schema version"))?;
+        let known: Vec<i64> =
+            migrator.iter().filter(|m| m.migration_type.is_up_migration()).map(|m| m.version).collect();
+        if applied == known {
+            return Ok(());
+        }
+        let older = applied.last() < known.last();
+        Err(StoreError::OtherVersion { url: self.url.redacted.clone(), older })
     }
 
     /// Whether the migrations ever ran here.

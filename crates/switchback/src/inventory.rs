@@ -11,7 +11,7 @@ use switchback_core::Config;
 use switchback_provisioning::{write_phones_csv, Mac};
 use switchback_store::{ListedPhone, PhoneQuery, Seen, StoreError};
 
-use crate::run::open_existing_store;
+use crate::run::{open_existing_store, open_store_to_read};
 
 /// Phones per page read from the store: the list is paged in SQL, never loaded whole in
 /// one statement.
@@ -32,7 +32,7 @@ pub enum Format {
 /// for more than three poll intervals (as `/api/phones?stale=true` counts them).
 pub async fn list(config: Config, stale: bool, format: Format) -> anyhow::Result<()> {
     let seen = stale.then(|| Seen::Before(stale_before(Utc::now(), config.phones.poll_interval)));
-    let store = open_existing_store(&config).await?;
+    let store = open_store_to_read(&config).await?;
     let mut phones: Vec<ListedPhone> = Vec::new();
     let mut known_total = None;
     loop {
@@ -132,7 +132,9 @@ fn json(phones: &[ListedPhone]) -> serde_json::Value {
 /// to `output` (created owner-only, never over an existing file unless `force`), or
 /// to stdout.
 pub async fn export(config: Config, output: Option<&Path>, force: bool) -> anyhow::Result<()> {
-    let store = open_existing_store(&config).await?;
+    // `-` is stdout, as for most commands, not a file of that name.
+    let output = output.filter(|path| *path != Path::new("-"));
+    let store = open_store_to_read(&config).await?;
     let phones = store.phones().await.context("cannot read the phones")?;
     store.close().await;
     let mut csv = Vec::new();

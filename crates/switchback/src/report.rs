@@ -13,7 +13,7 @@ use switchback_core::{Config, Event, EventKind, Role, Route, RouteState, SiteNam
 use switchback_server::pictures::{describe, parse_window, start_of};
 use switchback_store::{GenerationStart, Store, StoredEvent};
 
-use crate::run::open_existing_store;
+use crate::run::open_store_to_read;
 
 /// The most events a report reads.
 const MAX_EVENTS: u32 = 20_000;
@@ -21,7 +21,7 @@ const MAX_EVENTS: u32 = 20_000;
 /// Prints the review of the last `since` (at most 7 days).
 pub async fn report(config: Config, since: &str) -> anyhow::Result<()> {
     let window = parse_window(since).map_err(anyhow::Error::msg)?;
-    let store = open_existing_store(&config).await?;
+    let store = open_store_to_read(&config).await?;
     let text = build(&*store, &config.site_names(), window, since, Utc::now()).await;
     store.close().await;
     print!("{}", text?);

@@ -105,6 +105,12 @@ pub async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Stor
     switchback_store::connect_existing(url).await.map_err(|err| naming_the_store(url, err))
 }
 
+/// The store to read, for `report`, `phones list` and `phones export`: changed in no way.
+pub async fn open_store_to_read(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.store.url.expose_secret();
+    switchback_store::connect_to_read(url).await.map_err(|err| naming_the_store(url, err))
+}
+
 /// A store that could not be opened, named once: most of the store's errors name it
 /// already, the others get `cannot open the store URL` in front.
 fn naming_the_store(url: &str, err: switchback_store::StoreError) -> anyhow::Error {

@@ -290,12 +290,30 @@ impl ConfigError {
         // toml's messages run over lines ("invalid table header\nexpected `.`, `]`").
         let problem = err.message().trim().lines().map(str::trim).collect::<Vec<_>>().join("; ");
         let place = err.span().map(|span| line_and_column(text, span.start));
+        // A secret's value must not reach the terminal or a log through its error
+        // (`invalid type: integer 9876…`, `relative URL without a base: "hooks.slack…"`).
+        let problem = if holds_secret(&key) {
+            "not valid here (its value is a secret, so it is not repeated; a quoted string is expected)"
+                .to_owned()
+        } else {
+            problem
+        };
         match (key.as_str(), place) {
             (".", Some((line, column))) => Self::Syntax { file: None, line, column, problem },
             (".", None) => Self::Invalid { key: "(top level)".to_owned(), problem, line: None },
             _ => Self::Invalid { key, problem, line: place.map(|(line, _)| line) },
         }
     }
+}
+
+/// Whether the key at `path` (`alerts[0].url`, `server.admin_token`) holds a secret: a
+/// token, a signing secret or routing key, a database URL (a password), or a webhook URL
+/// (Slack's and many others carry their credential in the path).
+fn holds_secret(path: &str) -> bool {
+    let leaf = path.rsplit('.').next().unwrap_or(path);
+    matches!(leaf, "admin_token" | "read_token" | "secret" | "routing_key")
+        || (leaf == "url"
+            && (path.starts_with("alerts") || path.starts_with("sites") || path.starts_with("store")))
 }
 
 /// The 1-based line and column (in characters) of byte `offset` in `text`.
@@ -591,7 +609,9 @@ fn validate_port(key: &str, port: u16) -> Result<(), ConfigError> {
 
 fn validate_http_url(key: &str, url: &Url) -> Result<(), ConfigError> {
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(ConfigError::invalid(key, format!("`{url}` is not an http(s) URL with a host")));
+        // A webhook URL is a credential: said by its scheme, not repeated whole.
+        let shown = if holds_secret(key) { format!("a `{}:` URL", url.scheme()) } else { format!("`{url}`") };
+        return Err(ConfigError::invalid(key, format!("{shown} is not an http(s) URL with a host")));
     }
     Ok(())
 }

@@ -400,3 +400,16 @@ fn a_missing_file_is_named_once() {
         "cannot read config file /nonexistent-switchback/x.toml: No such file or directory (os error 2)"
     );
 }
+
+#[test]
+fn a_secret_is_never_repeated_by_its_error() {
+    let token = GOOD.replace("admin_token = \"s3cret-token-0123456789\"", "admin_token = 987654321098");
+    let err = Config::parse(&token).unwrap_err().to_string();
+    assert!(err.contains("server.admin_token") && !err.contains("987654321098"), "{err}");
+    let hook = "[[alerts]]\nname = \"ops\"\nurl = \"hooks.slack.com/services/T0/B0/XXSECRETXX\"\nformat = \"slack\"\n";
+    let err = Config::parse(&format!("{GOOD}\n{hook}")).unwrap_err().to_string();
+    assert!(err.contains("alerts[") && !err.contains("XXSECRETXX"), "{err}");
+    let ftp = hook.replace("hooks.slack.com", "ftp://hooks.slack.com");
+    let err = Config::parse(&format!("{GOOD}\n{ftp}")).unwrap_err().to_string();
+    assert!(err.contains("ftp:") && !err.contains("XXSECRETXX"), "{err}");
+}
