@@ -68,7 +68,7 @@ impl StoreUrl {
         }
     }
 
-    /// SQLite URLs carry no credentials. A missing file is created (`mode=rwc`) unless
+    /// SQLite URLs rarely carry credentials. A missing file is created (`mode=rwc`) unless
     /// the URL already says which mode it wants.
     fn sqlite(url: &str) -> Self {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -79,7 +79,9 @@ impl StoreUrl {
         } else {
             format!("{url}?mode=rwc")
         };
-        Self { backend: Backend::Sqlite, connect, redacted: url.to_owned(), in_memory, secrets: Vec::new() }
+        // A path needs no hiding, but a `?password=` someone added must not be shown.
+        let (redacted, secrets) = redact(url).unwrap_or_else(|_| (url.to_owned(), Vec::new()));
+        Self { backend: Backend::Sqlite, connect, redacted, in_memory, secrets }
     }
 
     fn postgres(url: &str) -> Result<Self, StoreError> {
@@ -185,6 +187,15 @@ mod tests {
         assert!(!url.redacted.contains("hunter2"), "{}", url.redacted);
         assert!(url.redacted.contains("sslmode=disable"));
         assert!(url.connect.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_sqlite_password_parameter_is_redacted_and_a_plain_path_kept_as_written() {
+        let url = StoreUrl::parse("sqlite:///tmp/x.db?password=QSecret&mode=rwc").unwrap();
+        assert!(!url.redacted.contains("QSecret") && url.redacted.contains("mode=rwc"), "{}", url.redacted);
+        assert_eq!(url.scrub("bad key QSecret"), "bad key ***");
+        let plain = StoreUrl::parse("sqlite://switchback.db").unwrap();
+        assert_eq!(plain.redacted, "sqlite://switchback.db");
     }
 
     #[test]

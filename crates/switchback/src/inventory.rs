@@ -99,10 +99,21 @@ fn csv(phones: &[ListedPhone]) -> anyhow::Result<String> {
     let mut csv = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
     csv.write_record(COLUMNS)?;
     for phone in phones {
-        csv.write_record(cells(phone))?;
+        csv.write_record(cells(phone).map(|cell| inert(&cell)))?;
     }
     let bytes = csv.into_inner().map_err(|err| anyhow::anyhow!("cannot write the csv: {}", err.error()))?;
     Ok(String::from_utf8(bytes)?)
+}
+
+/// A cell a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, a tab or a carriage
+/// return first: a display name can be anything an importer let through) gets a `'` in
+/// front, so that opening the list in a spreadsheet runs nothing. The list is for
+/// reading; `phones export`, which must round-trip, writes cells as they are.
+fn inert(cell: &str) -> String {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        _ => cell.to_owned(),
+    }
 }
 
 fn json(phones: &[ListedPhone]) -> serde_json::Value {
@@ -197,5 +208,18 @@ pub async fn remove(config: Config, macs: &[Mac]) -> anyhow::Result<bool> {
             Ok(false)
         }
         Err(err) => Err(anyhow::Error::new(err).context("nothing removed")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_list_cell_a_spreadsheet_would_run_is_made_inert() {
+        assert_eq!(super::inert("=HYPERLINK(\"http://x/\")"), "'=HYPERLINK(\"http://x/\")");
+        for formula in ["+1002", "-1", "@SUM(1)", "\tx"] {
+            assert!(super::inert(formula).starts_with('\''), "{formula}");
+        }
+        assert_eq!(super::inert("Front desk"), "Front desk");
+        assert_eq!(super::inert(""), "");
     }
 }
