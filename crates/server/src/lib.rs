@@ -47,6 +47,7 @@ pub use control::{Control, ControlError};
 pub use live::MAX_STREAMS;
 pub use metrics::Metrics;
 pub use recent::RecentChecks;
+pub use status::stale_before_at;
 
 /// What every handler can see. Cheap to clone.
 #[derive(Debug, Clone)]

@@ -164,8 +164,13 @@ impl Status {
 /// In whole seconds, as the fetch log counts, so that the stored list and the counts
 /// in memory draw the line at the same instant.
 pub(crate) fn stale_before(state: &AppState) -> DateTime<Utc> {
-    let at = state.clock.now()
-        - chrono::Duration::from_std(state.poll_interval * 3).unwrap_or(chrono::TimeDelta::MAX);
+    stale_before_at(state.clock.now(), state.poll_interval)
+}
+
+/// [`stale_before`] as of `now`: three poll intervals before it, in whole seconds. Also
+/// what `switchback phones list --stale` draws the line with.
+pub fn stale_before_at(now: DateTime<Utc>, poll_interval: std::time::Duration) -> DateTime<Utc> {
+    let at = now - chrono::Duration::from_std(poll_interval * 3).unwrap_or(chrono::TimeDelta::MAX);
     DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
 }
 

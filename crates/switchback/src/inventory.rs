@@ -3,12 +3,12 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{SecondsFormat, Utc};
 use switchback_core::Config;
 use switchback_provisioning::{write_phones_csv, Mac};
+use switchback_server::stale_before_at;
 use switchback_store::{ListedPhone, PhoneQuery, Seen, StoreError};
 
 use crate::run::{open_existing_store, open_store_to_read};
@@ -31,7 +31,7 @@ pub enum Format {
 /// Prints the inventory without any credential; with `stale`, only the phones not seen
 /// for more than three poll intervals (as `/api/phones?stale=true` counts them).
 pub async fn list(config: Config, stale: bool, format: Format) -> anyhow::Result<()> {
-    let seen = stale.then(|| Seen::Before(stale_before(Utc::now(), config.phones.poll_interval)));
+    let seen = stale.then(|| Seen::Before(stale_before_at(Utc::now(), config.phones.poll_interval)));
     let store = open_store_to_read(&config).await?;
     let mut phones: Vec<ListedPhone> = Vec::new();
     let mut known_total = None;
@@ -53,13 +53,6 @@ pub async fn list(config: Config, stale: bool, format: Format) -> anyhow::Result
         Format::Json => format!("{:#}\n", json(&phones)),
     };
     std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write to stdout")
-}
-
-/// Phones last seen before this are stale: three poll intervals ago, in whole seconds,
-/// as the status and `/api/phones` draw the line.
-fn stale_before(now: DateTime<Utc>, poll_interval: Duration) -> DateTime<Utc> {
-    let at = now - chrono::Duration::from_std(poll_interval * 3).unwrap_or(chrono::TimeDelta::MAX);
-    DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
 }
 
 const COLUMNS: [&str; 8] =
