@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use switchback_core::config::AlertConfig;
 use switchback_core::{Clock, SiteNames};
-use switchback_store::{AlertDelivery, Leadership, OutboxAlert, Store};
+use switchback_store::{within, AlertDelivery, Leadership, OutboxAlert, Store};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -127,9 +127,9 @@ impl Sender {
         if !self.leadership.leads() {
             return Ok(0);
         }
-        let due = tokio::time::timeout(STORE_WITHIN, self.store.due_alerts(self.clock.now(), BATCH))
-            .await
-            .map_err(|_| switchback_store::StoreError::TimedOut { what: "read the alert outbox" })??;
+        let due =
+            within(STORE_WITHIN, "read the alert outbox", self.store.due_alerts(self.clock.now(), BATCH))
+                .await?;
         let count = due.len();
         let mut by_webhook: BTreeMap<String, Vec<OutboxAlert>> = BTreeMap::new();
         for alert in due {
@@ -197,10 +197,7 @@ impl Sender {
         };
         log_attempt(alert, &attempt);
         let record = self.store.record_delivery(fence.as_ref(), alert.id, &delivery, now);
-        let recorded = tokio::time::timeout(STORE_WITHIN, record)
-            .await
-            .unwrap_or(Err(switchback_store::StoreError::TimedOut { what: "record an alert delivery" }));
-        if let Err(err) = recorded {
+        if let Err(err) = within(STORE_WITHIN, "record an alert delivery", record).await {
             // The alert stays pending and goes out again with the same id: receivers dedupe.
             tracing::warn!(alert = alert.id, error = %err, "alert delivery not recorded");
             self.leadership.note_error(&err);

@@ -86,20 +86,15 @@ impl Orchestrator {
     /// instance's vantage, and wake the leader's count. Answers whether to re-check
     /// soon: while this vantage sees a failure, or the leader's state is unsettled.
     pub(crate) async fn record_round(&self, results: Vec<CheckResult>) -> bool {
-        self.metrics.observe_checks(&results);
-        self.decider.recent_checks().observe(&results);
+        self.decider.observe(&results);
         let failing = results.iter().any(|r| !r.healthy);
         if let Some(group) = self.group() {
             let record = self.store.record_round(&group.config.vantage, &group.config.node, &results);
-            match tokio::time::timeout(RECORD_WITHIN, record).await {
-                Ok(Ok(())) => self.store_health.ok(),
-                Ok(Err(err)) => {
+            match switchback_store::within(RECORD_WITHIN, "record this vantage's checks", record).await {
+                Ok(()) => self.store_health.ok(),
+                Err(err) => {
                     tracing::warn!(error = %err, "this vantage's checks not recorded");
                     self.store_health.failed(&err.to_string());
-                }
-                Err(_) => {
-                    tracing::warn!("this vantage's checks not recorded: the store did not answer in time");
-                    self.store_health.failed("the store did not answer within 5 s");
                 }
             }
             group.count_wake.notify_one();

@@ -177,9 +177,15 @@ impl Decider {
 
     /// Applies a round of checks; answers whether the scheduler should re-check soon.
     pub async fn apply_round(&self, results: Vec<CheckResult>) -> Result<bool, DecideError> {
-        self.metrics.observe_checks(&results);
-        self.recent_checks.observe(&results);
+        self.observe(&results);
         self.decide(Count::Checks(results), true).await
+    }
+
+    /// What this instance's own round saw, for its metrics and status page, whoever
+    /// decides on it.
+    pub fn observe(&self, results: &[CheckResult]) {
+        self.metrics.observe_checks(results);
+        self.recent_checks.observe(results);
     }
 
     /// The leader of a group applies what the vantages' checks count to (their checks
@@ -285,11 +291,10 @@ impl Decider {
         async fn bounded<T>(
             call: impl std::future::Future<Output = Result<T, StoreError>>,
         ) -> Result<T, ControlError> {
-            match tokio::time::timeout(std::time::Duration::from_secs(2), call).await {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(err)) => Err(ControlError::Unavailable(err.to_string())),
-                Err(_) => Err(ControlError::Unavailable("the store did not answer in time".to_owned())),
-            }
+            let limit = std::time::Duration::from_secs(2);
+            switchback_store::within(limit, "forward an operator action", call)
+                .await
+                .map_err(|err| ControlError::Unavailable(err.to_string()))
         }
         let id = bounded(self.store.request_operation(&request)).await?;
         // Once queued, a store that stops answering leaves the action's fate open.

@@ -396,6 +396,16 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn close(&self);
 }
 
+/// `call`, bounded by `limit`: a store that hangs (a connection open, no answer) is an
+/// error naming `what`, not a wait without end.
+pub async fn within<T>(
+    limit: std::time::Duration,
+    what: &'static str,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(limit, call).await.unwrap_or(Err(StoreError::TimedOut { what }))
+}
+
 /// Opens the store named by `url` and brings its schema up to date.
 ///
 /// `sqlite://PATH` (the file is created if missing; `sqlite:///abs/path` for an
